@@ -1,0 +1,252 @@
+//! Types shared by the eBPF programs and userspace.
+//!
+//! Everything here is `#[repr(C)]`, `Copy`, made of fixed-width integers and explicit
+//! padding, so the kernel and user side agree byte for byte. Tags cross the boundary as
+//! integers and are decoded with `TryFrom` on the user side.
+#![no_std]
+
+use core::mem::size_of;
+
+/// Magic number at the start of every probe payload ("NBPR").
+pub const PROBE_MAGIC: u32 = 0x4e42_5052;
+/// Version of [`HopEvent`]'s layout.
+pub const EVENT_VERSION: u16 = 1;
+
+/// Names of programs and maps in the eBPF object: one definition, used on both sides.
+pub mod names {
+    pub const TC_INGRESS: &str = "netbench_tc_ingress";
+    pub const TC_EGRESS: &str = "netbench_tc_egress";
+    pub const TP_NET_DEV_QUEUE: &str = "netbench_tp_net_dev_queue";
+    pub const TP_BTF_NET_DEV_QUEUE: &str = "netbench_btf_net_dev_queue";
+    pub const EVENTS: &str = "NETBENCH_EVENTS";
+    pub const LOST: &str = "NETBENCH_LOST";
+    pub const COUNTERS: &str = "NETBENCH_COUNTERS";
+    /// Global: the probe port (UDP or TCP, source or destination), host byte order.
+    pub const GLOBAL_PROBE_PORT: &str = "PROBE_PORT";
+    /// Global: a second probe port (0 = unused), e.g. a TCP port beside the UDP one.
+    pub const GLOBAL_PROBE_PORT2: &str = "PROBE_PORT2";
+    /// Global: [`super::MODE_EVENTS`] or [`super::MODE_COUNT_ONLY`].
+    pub const GLOBAL_MODE: &str = "MODE";
+}
+
+/// Emit one ring-buffer event per probe packet and hook.
+pub const MODE_EVENTS: u32 = 0;
+/// Only count probe packets per CPU (cheap mode, e.g. while measuring bandwidth).
+pub const MODE_COUNT_ONLY: u32 = 1;
+
+/// Indexes of the per-CPU counter array [`names::COUNTERS`].
+pub mod counter {
+    /// Probe packets seen (all hooks).
+    pub const PROBES_SEEN: u32 = 0;
+    /// Packets on a probe port whose payload did not carry the probe header.
+    pub const NOT_PROBE: u32 = 1;
+    /// Packets the parser could not read (short, truncated).
+    pub const PARSE_ERRORS: u32 = 2;
+    /// Number of counters.
+    pub const COUNT: u32 = 3;
+}
+
+/// Where in the datapath an event was taken.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HookKind {
+    /// tc ingress (clsact ingress / tcx ingress) of a device.
+    TcIngress = 1,
+    /// tc egress of a device.
+    TcEgress = 2,
+    /// The agent's own send stamp (userspace, CLOCK_MONOTONIC).
+    AppSend = 3,
+    /// The agent's own receive stamp (userspace, CLOCK_MONOTONIC).
+    AppRecv = 4,
+}
+
+impl TryFrom<u32> for HookKind {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<Self, u32> {
+        Ok(match v {
+            1 => Self::TcIngress,
+            2 => Self::TcEgress,
+            3 => Self::AppSend,
+            4 => Self::AppRecv,
+            other => return Err(other),
+        })
+    }
+}
+
+/// Direction of a probe message.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    Request = 0,
+    Reply = 1,
+}
+
+impl TryFrom<u32> for Direction {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<Self, u32> {
+        match v {
+            0 => Ok(Self::Request),
+            1 => Ok(Self::Reply),
+            other => Err(other),
+        }
+    }
+}
+
+/// Transport of a probe, carried in [`HopEvent::proto`] (IP protocol number).
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// The fixed header at the start of every probe message, in network byte order on the
+/// wire. The agent writes it; the tc programs read it at the start of the L4 payload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeHeader {
+    /// [`PROBE_MAGIC`], big endian.
+    pub magic: u32,
+    /// Run identifier, big endian.
+    pub run_id: u32,
+    /// Sequence number, big endian.
+    pub seq: u64,
+    /// [`Direction`] as u32, big endian.
+    pub dir: u32,
+    /// Total message length in bytes (header included), big endian.
+    pub len: u32,
+}
+const _: () = assert!(size_of::<ProbeHeader>() == 24);
+
+impl ProbeHeader {
+    pub const SIZE: usize = size_of::<Self>();
+
+    /// Header in host order -> wire bytes.
+    #[must_use]
+    pub fn to_bytes(run_id: u32, seq: u64, dir: Direction, len: u32) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[0..4].copy_from_slice(&PROBE_MAGIC.to_be_bytes());
+        b[4..8].copy_from_slice(&run_id.to_be_bytes());
+        b[8..16].copy_from_slice(&seq.to_be_bytes());
+        b[16..20].copy_from_slice(&(dir as u32).to_be_bytes());
+        b[20..24].copy_from_slice(&len.to_be_bytes());
+        b
+    }
+
+    /// Wire bytes -> `(run_id, seq, dir, len)` in host order, or `None` if the magic or
+    /// the direction is wrong or the slice is short.
+    #[must_use]
+    pub fn parse(b: &[u8]) -> Option<(u32, u64, Direction, u32)> {
+        if b.len() < Self::SIZE {
+            return None;
+        }
+        let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        if u32_at(0) != PROBE_MAGIC {
+            return None;
+        }
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&b[8..16]);
+        let dir = Direction::try_from(u32_at(16)).ok()?;
+        Some((u32_at(4), u64::from_be_bytes(seq), dir, u32_at(20)))
+    }
+}
+
+/// One probe packet seen at one hook. Written by the tc programs into the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HopEvent {
+    /// [`EVENT_VERSION`].
+    pub version: u16,
+    /// IP protocol of the probe ([`PROTO_UDP`] or [`PROTO_TCP`]).
+    pub proto: u8,
+    pub _pad0: u8,
+    /// [`HookKind`] as u32.
+    pub hook: u32,
+    /// Device index, in the network namespace given by `netns_cookie`.
+    pub ifindex: u32,
+    /// CPU the program ran on.
+    pub cpu: u32,
+    /// Network namespace cookie of the device (`bpf_get_netns_cookie`); ifindexes are
+    /// only unique within one namespace.
+    pub netns_cookie: u64,
+    /// Run identifier from the probe header.
+    pub run_id: u32,
+    /// [`Direction`] as u32.
+    pub dir: u32,
+    /// Sequence number from the probe header.
+    pub seq: u64,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC.
+    pub ts_ns: u64,
+    /// skb->len at the hook.
+    pub pkt_len: u32,
+    pub _pad1: u32,
+}
+const _: () = assert!(size_of::<HopEvent>() == 56);
+
+impl HopEvent {
+    pub const SIZE: usize = size_of::<Self>();
+
+    /// Decode an event from ring-buffer bytes without assuming alignment.
+    #[must_use]
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() < Self::SIZE {
+            return None;
+        }
+        // SAFETY: the length was checked above; HopEvent is plain old data (any bit
+        // pattern is valid) and read_unaligned makes no alignment assumption.
+        let ev = unsafe { core::ptr::read_unaligned(b.as_ptr().cast::<Self>()) };
+        (ev.version == EVENT_VERSION).then_some(ev)
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: HopEvent is repr(C), Copy, and has no implicit padding.
+unsafe impl aya::Pod for HopEvent {}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn header_round_trip() {
+        let b = ProbeHeader::to_bytes(7, 0x1122_3344_5566_7788, Direction::Reply, 64);
+        assert_eq!(ProbeHeader::parse(&b), Some((7, 0x1122_3344_5566_7788, Direction::Reply, 64)));
+        assert_eq!(&b[0..4], b"NBPR");
+    }
+
+    #[test]
+    fn header_rejects_bad_magic_dir_and_short() {
+        let mut b = ProbeHeader::to_bytes(1, 2, Direction::Request, 24);
+        assert!(ProbeHeader::parse(&b[..23]).is_none());
+        b[19] = 9;
+        assert!(ProbeHeader::parse(&b).is_none());
+        let mut c = ProbeHeader::to_bytes(1, 2, Direction::Request, 24);
+        c[0] = 0;
+        assert!(ProbeHeader::parse(&c).is_none());
+    }
+
+    #[test]
+    fn event_decodes_unaligned_and_checks_version() {
+        let ev = HopEvent {
+            version: EVENT_VERSION,
+            proto: PROTO_UDP,
+            _pad0: 0,
+            hook: HookKind::TcEgress as u32,
+            ifindex: 3,
+            cpu: 1,
+            netns_cookie: 42,
+            run_id: 9,
+            dir: 1,
+            seq: 5,
+            ts_ns: 123,
+            pkt_len: 80,
+            _pad1: 0,
+        };
+        let mut buf = std::vec![0u8; HopEvent::SIZE + 1];
+        // SAFETY: buf has SIZE + 1 bytes; write at offset 1 is unaligned on purpose.
+        unsafe { core::ptr::write_unaligned(buf.as_mut_ptr().add(1).cast::<HopEvent>(), ev) };
+        assert_eq!(HopEvent::from_bytes(&buf[1..]), Some(ev));
+        assert!(HopEvent::from_bytes(&buf[1..HopEvent::SIZE]).is_none());
+        buf[1] = 99;
+        assert!(HopEvent::from_bytes(&buf[1..]).is_none());
+        assert_eq!(HookKind::try_from(2), Ok(HookKind::TcEgress));
+        assert_eq!(HookKind::try_from(0), Err(0));
+    }
+}

@@ -1,0 +1,226 @@
+//! Finding and driving the static `netbench-agent` workload binary.
+//!
+//! The agent runs inside network namespaces (here: entered with `setns` between fork and
+//! exec) and, later, containers and VM guests. It prints JSON lines.
+use std::{
+    os::{fd::AsFd, unix::process::CommandExt as _},
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use nix::sched::{CloneFlags, setns};
+use serde::Deserialize;
+use tokio::{
+    io::{AsyncBufReadExt as _, BufReader},
+    process::{Child, Command},
+};
+
+use crate::netns::NetnsRef;
+
+/// Where the agent binary is: `$NETBENCH_AGENT`, next to the running executable, or
+/// the workspace's static build output.
+///
+/// # Errors
+/// A one-line explanation when it is nowhere.
+pub fn locate() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("NETBENCH_AGENT") {
+        let p = PathBuf::from(p);
+        return if p.is_file() { Ok(p) } else { Err(format!("NETBENCH_AGENT={} is not a file", p.display())) };
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        candidates.push(dir.join("netbench-agent"));
+        // target/{debug,release}/netbench -> target/x86_64-unknown-linux-gnu/*/netbench-agent
+        if let Some(target) = dir.parent() {
+            for profile in ["release", "debug"] {
+                candidates.push(target.join("x86_64-unknown-linux-gnu").join(profile).join("netbench-agent"));
+            }
+        }
+    }
+    for profile in ["release", "debug"] {
+        candidates.push(Path::new("target/x86_64-unknown-linux-gnu").join(profile).join("netbench-agent"));
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| "netbench-agent not found: run `cargo xtask build` or set NETBENCH_AGENT".to_owned())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("starting the agent in netns {netns}: {source}")]
+    Spawn {
+        netns: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("agent in netns {netns}: {msg}")]
+    Protocol { netns: String, msg: String },
+}
+
+/// A command for the agent that will run inside `ns`.
+///
+/// # Errors
+/// When the agent is missing or the namespace cannot be opened.
+pub fn command_in(ns: &NetnsRef, args: &[String]) -> Result<Command, AgentError> {
+    let bin = locate().map_err(AgentError::NotFound)?;
+    let file = ns.open().map_err(|source| AgentError::Spawn { netns: ns.to_string(), source })?;
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(file) = file {
+        // SAFETY: between fork and exec only async-signal-safe work: one setns syscall
+        // on an fd opened before the fork.
+        unsafe {
+            cmd.pre_exec(move || setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from));
+        }
+    }
+    let mut cmd = Command::from(cmd);
+    cmd.kill_on_drop(true);
+    Ok(cmd)
+}
+
+/// A running `netbench-agent serve`; killed (by its own handle) when dropped.
+pub struct AgentServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl AgentServer {
+    /// Start `serve` in `ns` on `port` and wait (at most 10 s) for its ready line.
+    ///
+    /// # Errors
+    /// When it cannot start or does not become ready.
+    pub async fn start(ns: &NetnsRef, port: u16, max_seconds: u64) -> Result<Self, AgentError> {
+        let args = ["serve", "--port", &port.to_string(), "--max-seconds", &max_seconds.to_string()].map(str::to_owned);
+        let mut child = command_in(ns, &args)?.spawn().map_err(|source| AgentError::Spawn { netns: ns.to_string(), source })?;
+        let stdout = child.stdout.take().ok_or_else(|| AgentError::Protocol { netns: ns.to_string(), msg: "no stdout".into() })?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("\"ready\"") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if ready != Ok(true) {
+            let _ = child.start_kill();
+            return Err(AgentError::Protocol { netns: ns.to_string(), msg: "serve did not report ready within 10 s".into() });
+        }
+        // Keep draining stdout so the agent never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { child, port })
+    }
+
+    /// Stop the server (by its pid) and reap it.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+/// One request/response probe as the agent reports it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct RrProbe {
+    pub seq: u64,
+    pub run_id: u32,
+    pub send_ns: u64,
+    #[serde(default)]
+    pub recv_ns: Option<u64>,
+    #[serde(default)]
+    pub rtt_ns: Option<u64>,
+    #[serde(default)]
+    pub lost: bool,
+}
+
+/// Request/response client settings.
+#[derive(Clone, Debug)]
+pub struct RrSpec {
+    pub server: std::net::IpAddr,
+    pub port: u16,
+    /// `udp` or `tcp`.
+    pub proto: &'static str,
+    pub count: u64,
+    pub size: usize,
+    pub run_id: u32,
+    pub timeout_ms: u64,
+    pub max_seconds: u64,
+}
+
+/// Run `rr` in `ns` to completion and collect its probes.
+///
+/// # Errors
+/// When the agent fails, exits non-zero or prints garbage.
+pub async fn run_rr(ns: &NetnsRef, spec: &RrSpec) -> Result<Vec<RrProbe>, AgentError> {
+    let args = [
+        "rr".to_owned(),
+        "--server".to_owned(),
+        format!("{}:{}", spec.server, spec.port),
+        "--proto".to_owned(),
+        spec.proto.to_owned(),
+        "--count".to_owned(),
+        spec.count.to_string(),
+        "--size".to_owned(),
+        spec.size.to_string(),
+        "--run-id".to_owned(),
+        spec.run_id.to_string(),
+        "--timeout-ms".to_owned(),
+        spec.timeout_ms.to_string(),
+        "--max-seconds".to_owned(),
+        spec.max_seconds.to_string(),
+    ];
+    let cmd = command_in(ns, &args)?;
+    let out = tokio::time::timeout(Duration::from_secs(spec.max_seconds + 10), run_to_end(cmd))
+        .await
+        .map_err(|_| AgentError::Protocol { netns: ns.to_string(), msg: "rr did not finish in time".into() })?
+        .map_err(|source| AgentError::Spawn { netns: ns.to_string(), source })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(AgentError::Protocol { netns: ns.to_string(), msg: format!("rr failed: {}", err.trim()) });
+    }
+    parse_rr_output(&String::from_utf8_lossy(&out.stdout)).map_err(|msg| AgentError::Protocol { netns: ns.to_string(), msg })
+}
+
+async fn run_to_end(mut cmd: Command) -> std::io::Result<std::process::Output> {
+    cmd.spawn()?.wait_with_output().await
+}
+
+/// Parse the probe lines of `rr` output (summary and other event lines are skipped).
+///
+/// # Errors
+/// On a line that is not JSON.
+pub fn parse_rr_output(text: &str) -> Result<Vec<RrProbe>, String> {
+    let mut probes = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("bad agent line {line:?}: {e}"))?;
+        if v.get("event").is_some() {
+            continue;
+        }
+        probes.push(serde_json::from_value(v).map_err(|e| format!("bad probe line {line:?}: {e}"))?);
+    }
+    Ok(probes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_probes_and_skips_events() {
+        let text = r#"{"seq":0,"run_id":7,"send_ns":10,"recv_ns":30,"rtt_ns":20,"proto":"udp"}
+{"seq":1,"run_id":7,"send_ns":40,"lost":true,"proto":"udp"}
+{"event":"summary","sent":2,"received":1}
+"#;
+        let p = parse_rr_output(text).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].rtt_ns, Some(20));
+        assert!(p[1].lost && p[1].recv_ns.is_none());
+        assert!(parse_rr_output("not json").is_err());
+    }
+}

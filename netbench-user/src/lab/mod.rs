@@ -1,0 +1,5 @@
+//! Network topologies netbench builds itself, without Docker: namespaces, veths,
+//! bridges and taps created through netlink and torn down on drop.
+pub mod topology;
+
+pub use topology::{Endpoint, LabTopology};

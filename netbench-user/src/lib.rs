@@ -1,0 +1,11 @@
+//! netbench: where does container network latency go?
+//!
+//! The library behind the `netbench` binary; one module per concern.
+
+pub mod agent;
+pub mod correlate;
+pub mod doctor;
+pub mod lab;
+pub mod netlink;
+pub mod netns;
+pub mod trace;

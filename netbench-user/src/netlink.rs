@@ -1,0 +1,221 @@
+//! rtnetlink operations on links, addresses and qdiscs in any network namespace.
+//!
+//! A netlink socket talks to the namespace it was created in, so [`handle_in`] creates
+//! the socket on a thread inside the target namespace and drives it on the caller's tokio
+//! runtime. No `ip`/`tc` shell-outs.
+use std::{net::IpAddr, os::fd::AsRawFd};
+
+use futures::TryStreamExt as _;
+use netlink_packet_route::{
+    link::{LinkAttribute, LinkMessage},
+    tc::TcHandle,
+};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+
+use crate::netns::{NetnsRef, in_netns};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("netlink in netns {netns}: {source}")]
+    Socket {
+        netns: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Request {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("no device {0}")]
+    NoDevice(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn req(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
+    let what = what.into();
+    move |source| NetlinkError::Request { what, source }
+}
+
+/// An rtnetlink handle whose socket lives in `ns`. Must be called inside a tokio runtime.
+///
+/// # Errors
+/// When the namespace cannot be entered or the socket not created.
+pub fn handle_in(ns: &NetnsRef) -> Result<Handle, NetlinkError> {
+    let rt = tokio::runtime::Handle::current();
+    let made = in_netns(ns, move || {
+        // The socket registers with the caller's reactor.
+        let _enter = rt.enter();
+        rtnetlink::new_connection()
+    })
+    .and_then(|r| r)
+    .map_err(|source| NetlinkError::Socket { netns: ns.to_string(), source })?;
+    let (conn, handle, _) = made;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+/// The link called `name`, or None.
+///
+/// # Errors
+/// On netlink failures other than "no such device".
+pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>, NetlinkError> {
+    let mut links = h.link().get().match_name(name.to_owned()).execute();
+    match links.try_next().await {
+        Ok(link) => Ok(link),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(req(format!("looking up {name}"))(e)),
+    }
+}
+
+/// Index of the link called `name`.
+///
+/// # Errors
+/// When there is no such link.
+pub async fn index_of(h: &Handle, name: &str) -> Result<u32, NetlinkError> {
+    link_by_name(h, name).await?.map(|l| l.header.index).ok_or_else(|| NetlinkError::NoDevice(name.to_owned()))
+}
+
+/// The MAC address of a link.
+#[must_use]
+pub fn mac_of(link: &LinkMessage) -> Option<[u8; 6]> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Address(mac) if mac.len() == 6 => {
+            let mut m = [0u8; 6];
+            m.copy_from_slice(mac);
+            Some(m)
+        }
+        _ => None,
+    })
+}
+
+/// Create a veth pair `name` <-> `peer` in the handle's namespace.
+///
+/// # Errors
+/// When the kernel refuses (e.g. a name is taken).
+pub async fn create_veth(h: &Handle, name: &str, peer: &str) -> Result<(), NetlinkError> {
+    h.link().add(LinkVeth::new(name, peer).build()).execute().await.map_err(req(format!("creating veth {name}/{peer}")))
+}
+
+/// Move link `name` into namespace `to`.
+///
+/// # Errors
+/// When the namespace cannot be opened or the kernel refuses.
+pub async fn move_to_netns(h: &Handle, name: &str, to: &NetnsRef) -> Result<(), NetlinkError> {
+    let index = index_of(h, name).await?;
+    let msg = match to.open()? {
+        Some(file) => {
+            let m = LinkUnspec::new_with_index(index).setns_by_fd(file.as_raw_fd()).build();
+            // The fd only has to live until the kernel has handled the request.
+            let res = h.link().set(m).execute().await;
+            drop(file);
+            return res.map_err(req(format!("moving {name} to {to}")));
+        }
+        None => LinkUnspec::new_with_index(index).setns_by_pid(std::process::id()).build(),
+    };
+    h.link().set(msg).execute().await.map_err(req(format!("moving {name} to {to}")))
+}
+
+/// Bring link `name` up.
+///
+/// # Errors
+/// When there is no such link or the kernel refuses.
+pub async fn set_up(h: &Handle, name: &str) -> Result<(), NetlinkError> {
+    let index = index_of(h, name).await?;
+    h.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(req(format!("setting {name} up")))
+}
+
+/// Set MAC address and MTU of link `name`.
+///
+/// # Errors
+/// When there is no such link or the kernel refuses.
+pub async fn set_mac_mtu(h: &Handle, name: &str, mac: [u8; 6], mtu: Option<u32>) -> Result<(), NetlinkError> {
+    let index = index_of(h, name).await?;
+    let mut b = LinkUnspec::new_with_index(index).address(mac.to_vec());
+    if let Some(mtu) = mtu {
+        b = b.mtu(mtu);
+    }
+    h.link().set(b.build()).execute().await.map_err(req(format!("setting MAC/MTU of {name}")))
+}
+
+/// Add `addr/prefix` to link `name`.
+///
+/// # Errors
+/// When there is no such link or the kernel refuses.
+pub async fn add_addr(h: &Handle, name: &str, addr: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
+    let index = index_of(h, name).await?;
+    h.address().add(index, addr, prefix).execute().await.map_err(req(format!("adding {addr}/{prefix} to {name}")))
+}
+
+/// Delete link `name` (a veth takes its peer with it). Missing links are fine.
+///
+/// # Errors
+/// When the kernel refuses.
+pub async fn delete_link(h: &Handle, name: &str) -> Result<(), NetlinkError> {
+    let Some(link) = link_by_name(h, name).await? else { return Ok(()) };
+    h.link().del(link.header.index).execute().await.map_err(req(format!("deleting {name}")))
+}
+
+/// Delete the clsact qdisc of `ifname` in the *calling thread's* namespace (used from a
+/// thread that already entered it). Blocking; runs its own small runtime.
+///
+/// # Errors
+/// When the device or the qdisc is missing, or the kernel refuses.
+pub fn delete_clsact_here(ifname: &str) -> Result<(), NetlinkError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let (conn, h, _) = rtnetlink::new_connection()?;
+        let task = tokio::spawn(conn);
+        let res = async {
+            let index = index_of(&h, ifname).await?;
+            let mut del = h.qdisc().del(i32::try_from(index).unwrap_or(i32::MAX));
+            // clsact sits at ffff:fff1 with handle ffff:0, like the ingress qdisc.
+            del.message_mut().header.parent = TcHandle::INGRESS;
+            del.message_mut().header.handle = TcHandle::from(0xffff_0000);
+            del.execute().await.map_err(req(format!("deleting clsact on {ifname}")))
+        }
+        .await;
+        task.abort();
+        res
+    })
+}
+
+/// A veth pair that netbench created; deleting one end removes both.
+#[derive(Debug)]
+pub struct OwnedVeth {
+    pub netns: NetnsRef,
+    pub name: String,
+}
+
+impl OwnedVeth {
+    /// Delete the pair now.
+    ///
+    /// # Errors
+    /// When the namespace cannot be entered or the kernel refuses.
+    pub async fn delete(self) -> Result<(), NetlinkError> {
+        let h = handle_in(&self.netns)?;
+        delete_link(&h, &self.name).await
+    }
+}
+
+/// Kinds of the qdiscs on device `index` (e.g. `noqueue`, `clsact`, `ingress`).
+///
+/// # Errors
+/// On netlink failures.
+pub async fn qdisc_kinds(h: &Handle, index: u32) -> Result<Vec<String>, NetlinkError> {
+    use netlink_packet_route::tc::TcAttribute;
+    let mut dump = h.qdisc().get().execute();
+    let mut kinds = Vec::new();
+    while let Some(msg) = dump.try_next().await.map_err(req("listing qdiscs"))? {
+        if u32::try_from(msg.header.index).ok() != Some(index) {
+            continue;
+        }
+        kinds.extend(msg.attributes.iter().filter_map(|a| match a {
+            TcAttribute::Kind(k) => Some(k.clone()),
+            _ => None,
+        }));
+    }
+    Ok(kinds)
+}

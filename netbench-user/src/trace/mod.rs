@@ -1,0 +1,199 @@
+//! Loading netbench's eBPF object, attaching it to hook devices, reading hop events.
+//!
+//! Mirrors `netbench-ebpf`: `tc` here owns the tc classifiers there.
+
+pub mod reader;
+pub mod selftest;
+pub mod tc;
+
+use std::path::PathBuf;
+
+use aya::{Ebpf, EbpfLoader, maps::PerCpuArray};
+use netbench_common::{MODE_COUNT_ONLY, MODE_EVENTS, counter, names};
+
+pub use reader::{EventReader, ReaderStats};
+pub use tc::{Attachment, HookDevice, TcMode};
+
+/// The eBPF object built by `build.rs` with the pinned nightly and bpf-linker.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netbench"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("loading the eBPF object: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("eBPF program {name}: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("eBPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("eBPF object has no {0}")]
+    Missing(&'static str),
+    #[error("attaching {program} to {device} in netns {netns}: {source}")]
+    Attach {
+        program: &'static str,
+        device: String,
+        netns: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("entering netns {netns}: {source}")]
+    Netns {
+        netns: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ring buffer: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the tc programs do with a probe packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceMode {
+    /// One ring-buffer event per probe packet and hook.
+    Events,
+    /// Per-CPU counters only (cheap; used while measuring bandwidth).
+    CountOnly,
+}
+
+/// Load-time configuration of the tracer.
+#[derive(Clone, Debug)]
+pub struct TraceConfig {
+    /// Probe ports (source or destination), e.g. the agent's UDP and TCP port.
+    pub ports: Vec<u16>,
+    pub mode: TraceMode,
+    /// Ring buffer size in bytes (power of two, multiple of the page size).
+    pub ring_bytes: u32,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        Self { ports: vec![], mode: TraceMode::Events, ring_bytes: 1 << 22 }
+    }
+}
+
+/// A loaded tracer: the eBPF object with its tc programs loaded (not yet attached).
+pub struct Tracer {
+    pub(crate) ebpf: Ebpf,
+    attachments: Vec<tc::Attachment>,
+}
+
+impl Tracer {
+    /// Load the embedded object with `config`'s globals and load both tc programs.
+    ///
+    /// # Errors
+    /// When the kernel refuses the object or a program.
+    pub fn load(config: &TraceConfig) -> Result<Self, TraceError> {
+        let port = config.ports.first().copied().unwrap_or(0);
+        let port2 = config.ports.get(1).copied().unwrap_or(0);
+        let mode = match config.mode {
+            TraceMode::Events => MODE_EVENTS,
+            TraceMode::CountOnly => MODE_COUNT_ONLY,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::GLOBAL_PROBE_PORT, &port, true)
+            .override_global(names::GLOBAL_PROBE_PORT2, &port2, true)
+            .override_global(names::GLOBAL_MODE, &mode, true)
+            .map_max_entries(names::EVENTS, config.ring_bytes)
+            .load(EBPF_OBJECT)
+            .map_err(TraceError::Load)?;
+        for name in [names::TC_INGRESS, names::TC_EGRESS] {
+            tc::classifier(&mut ebpf, name)?.load().map_err(|source| TraceError::Program { name, source })?;
+        }
+        Ok(Self { ebpf, attachments: Vec::new() })
+    }
+
+    /// Attach both tc programs (ingress and egress) to `device`.
+    ///
+    /// # Errors
+    /// When the namespace cannot be entered or the kernel refuses the attachment.
+    pub fn attach(&mut self, device: &HookDevice, mode: TcMode) -> Result<(), TraceError> {
+        let mut new = tc::attach_both(&mut self.ebpf, device, mode)?;
+        self.attachments.append(&mut new);
+        Ok(())
+    }
+
+    /// Where the tracer is attached.
+    #[must_use]
+    pub fn attachments(&self) -> &[tc::Attachment] {
+        &self.attachments
+    }
+
+    /// Detach everything attached so far (dropping the tracer does the same).
+    ///
+    /// # Errors
+    /// When the kernel refuses a detach (the device may already be gone, which is fine).
+    pub fn detach_all(&mut self) -> Result<(), TraceError> {
+        tc::detach_all(&mut self.ebpf, std::mem::take(&mut self.attachments))
+    }
+
+    /// Take the ring buffer out for an [`EventReader`]. Call once.
+    ///
+    /// # Errors
+    /// When the map is missing (a build mismatch).
+    pub fn take_reader(&mut self) -> Result<EventReader, TraceError> {
+        let map = self.ebpf.take_map(names::EVENTS).ok_or(TraceError::Missing(names::EVENTS))?;
+        EventReader::new(map)
+    }
+
+    /// Ring-buffer reserve failures, summed over CPUs.
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn events_lost(&self) -> Result<u64, TraceError> {
+        Ok(self.per_cpu_sum(names::LOST, 0)?)
+    }
+
+    /// Kernel-side counters summed over CPUs.
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn counters(&self) -> Result<KernelCounters, TraceError> {
+        Ok(KernelCounters {
+            probes_seen: self.per_cpu_sum(names::COUNTERS, counter::PROBES_SEEN)?,
+            not_probe: self.per_cpu_sum(names::COUNTERS, counter::NOT_PROBE)?,
+            parse_errors: self.per_cpu_sum(names::COUNTERS, counter::PARSE_ERRORS)?,
+            events_lost: self.per_cpu_sum(names::LOST, 0)?,
+        })
+    }
+
+    fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, TraceError> {
+        let m = self.ebpf.map(map).ok_or(TraceError::Missing(map))?;
+        let arr = PerCpuArray::<_, u64>::try_from(m).map_err(|source| TraceError::Map { name: map, source })?;
+        let values = arr.get(&index, 0).map_err(|source| TraceError::Map { name: map, source })?;
+        Ok(values.iter().sum())
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        // Links are fds owned by the programs and go away with them; netlink filters do
+        // not, so remove them explicitly.
+        let _ = self.detach_all();
+    }
+}
+
+/// Kernel-side counters (summed over CPUs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelCounters {
+    pub probes_seen: u64,
+    pub not_probe: u64,
+    pub parse_errors: u64,
+    pub events_lost: u64,
+}
+
+/// `/sys/fs/bpf` and tracefs paths some features need.
+#[must_use]
+pub fn tracefs_path() -> Option<PathBuf> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("events").is_dir())
+}

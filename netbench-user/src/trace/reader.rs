@@ -1,0 +1,111 @@
+//! The userspace end of the ring buffer: an `AsyncFd` that wakes when the kernel
+//! submits, drains everything available, decodes each record through the common type and
+//! hands batches on. Nothing slow runs here.
+use aya::maps::{Map, MapData, RingBuf};
+use netbench_common::HopEvent;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::mpsc,
+};
+
+use super::TraceError;
+
+/// Counters of the reader itself (the kernel's own loss counter is separate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReaderStats {
+    /// Records decoded into events.
+    pub decoded: u64,
+    /// Records with a wrong size or version.
+    pub malformed: u64,
+    /// Events dropped because the consumer's channel was full.
+    pub dropped: u64,
+}
+
+pub struct EventReader {
+    fd: AsyncFd<RingBuf<MapData>>,
+    stats: ReaderStats,
+}
+
+impl EventReader {
+    pub(super) fn new(map: Map) -> Result<Self, TraceError> {
+        let ring = RingBuf::try_from(map).map_err(|source| TraceError::Map { name: netbench_common::names::EVENTS, source })?;
+        // SAFETY: the fd belongs to `ring`, which the AsyncFd owns from here on; the map fd
+        // stays open and unchanged until the AsyncFd is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| TraceError::Io(std::io::Error::other(e.to_string())))?;
+        Ok(Self { fd, stats: ReaderStats::default() })
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> ReaderStats {
+        self.stats
+    }
+
+    /// Append whatever is in the ring buffer now to `out`, without waiting.
+    pub fn drain_into(&mut self, out: &mut Vec<HopEvent>) -> usize {
+        let before = out.len();
+        let ring = self.fd.get_mut();
+        while let Some(item) = ring.next() {
+            match HopEvent::from_bytes(&item) {
+                Some(ev) => {
+                    out.push(ev);
+                    self.stats.decoded += 1;
+                }
+                None => self.stats.malformed += 1,
+            }
+        }
+        out.len() - before
+    }
+
+    /// Wait until the kernel has submitted something, then drain it all into `out`.
+    ///
+    /// # Errors
+    /// When polling the ring buffer's fd fails.
+    pub async fn next_batch(&mut self, out: &mut Vec<HopEvent>) -> Result<usize, TraceError> {
+        loop {
+            let mut guard = self.fd.readable_mut().await?;
+            guard.clear_ready();
+            drop(guard);
+            let n = self.drain_into(out);
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Run until `stop` fires: forward batches to `tx` (never blocking on it: a full
+    /// channel drops the batch and counts it), then drain once more and return the stats.
+    ///
+    /// # Errors
+    /// When polling the ring buffer's fd fails.
+    pub async fn run(
+        mut self,
+        tx: mpsc::Sender<Vec<HopEvent>>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<ReaderStats, TraceError> {
+        let mut batch = Vec::with_capacity(1024);
+        loop {
+            tokio::select! {
+                res = self.next_batch(&mut batch) => { res?; }
+                _ = &mut stop => break,
+            }
+            self.forward(&tx, &mut batch);
+        }
+        self.drain_into(&mut batch);
+        self.forward(&tx, &mut batch);
+        Ok(self.stats)
+    }
+
+    fn forward(&mut self, tx: &mpsc::Sender<Vec<HopEvent>>, batch: &mut Vec<HopEvent>) {
+        if batch.is_empty() {
+            return;
+        }
+        let full = std::mem::replace(batch, Vec::with_capacity(1024));
+        if let Err(e) = tx.try_send(full) {
+            let lost = match e {
+                mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b) => b.len(),
+            };
+            self.stats.dropped += lost as u64;
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `cargo xtask`: what cargo alone cannot do for netbench: install the toolchain pieces
+//! and system tools, build the static agent, run every test tier, run the tool as root.
+
+mod build;
+mod cmd;
+mod elf;
+mod setup;
+mod test;
+
+use std::{
+    ffi::OsString,
+    os::unix::process::CommandExt as _,
+    process::ExitCode,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+use crate::build::Profile;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "netbench developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing: the eBPF nightly, bpf-linker, Debian packages, tracefs and
+    /// bpffs mounts, a running dockerd. Idempotent.
+    Setup,
+    /// Build `netbench` (with its eBPF object) and the static `netbench-agent` (debug
+    /// unless --release).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Set up, lint, build, then run the unit, privileged and end-to-end test tiers.
+    Test {
+        /// Stop after the unit tests: nothing that needs root.
+        #[arg(long)]
+        unit_only: bool,
+        /// Skip `cargo fmt --check` and clippy.
+        #[arg(long)]
+        no_lint: bool,
+    },
+    /// Set up, build (release), then exec `netbench run ARGS` with `NETBENCH_AGENT` set.
+    /// Without ARGS: `--out results/<UTC timestamp>`.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run_task(cli.task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_task(task: Task) -> Result<()> {
+    match task {
+        Task::Setup => setup::all(),
+        Task::Build { release } => {
+            setup::toolchains()?;
+            let profile = if release {
+                Profile::Release
+            } else {
+                Profile::Debug
+            };
+            println!("build ({profile:?})");
+            build::build(profile).map(drop)
+        }
+        Task::Test { unit_only, no_lint } => test::test(test::Options { unit_only, no_lint }),
+        Task::Run { args } => run_netbench(args),
+    }
+}
+
+/// Replaces xtask with `netbench run ...`, so signals and the exit code are netbench's own.
+fn run_netbench(mut args: Vec<OsString>) -> Result<()> {
+    setup::all()?;
+    println!("build (Release)");
+    let bins = build::build(Profile::Release)?;
+    if args.is_empty() {
+        let out = cmd::workspace_root().join("results").join(utc_timestamp());
+        args = vec!["--out".into(), out.into()];
+    }
+    let mut netbench = cmd::command(&bins.netbench);
+    netbench
+        .arg("run")
+        .args(args)
+        .env("NETBENCH_AGENT", &bins.agent);
+    println!("$ {}", cmd::display(&netbench));
+    let err = netbench.exec();
+    Err(err).with_context(|| format!("exec {}", bins.netbench.display()))
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC, for result directory names.
+fn utc_timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_passes_arguments_through() {
+        for argv in [
+            &["xtask", "run", "--", "--reps", "3"][..],
+            &["xtask", "run", "--reps", "3"][..],
+        ] {
+            let Task::Run { args } = Cli::parse_from(argv).task else {
+                panic!("not run");
+            };
+            assert_eq!(args, ["--reps", "3"]);
+        }
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_418), (2025, 11, 26));
+    }
+}
