@@ -118,7 +118,7 @@ fn parse_serve(args: &[String]) -> Result<ServeOpts, String> {
     let mut o = ServeOpts {
         bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         port: DEFAULT_PORT,
-        max: Duration::from_secs(3600),
+        max: Duration::from_hours(1),
     };
     let mut opts = Opts::new("serve", args, &["bind", "port", "max-seconds"]);
     while let Some((name, v)) = opts.next()? {
@@ -146,7 +146,7 @@ fn parse_rr(args: &[String]) -> Result<RrOpts, String> {
         size: 64,
         timeout: Duration::from_secs(1),
         run_id: 0,
-        max: Duration::from_secs(300),
+        max: Duration::from_mins(5),
     };
     let mut run_id = None;
     let known = [
@@ -244,23 +244,22 @@ impl<'a> Opts<'a> {
             return Err(format!("option --{name} given twice"));
         }
         self.seen.push(name);
-        let value = match inline {
-            Some(v) => v,
-            None => {
-                let (v, rest) = self
-                    .args
-                    .split_first()
-                    .ok_or_else(|| format!("option --{name} needs a value"))?;
-                self.args = rest;
-                v.as_str()
-            }
+        let value = if let Some(v) = inline {
+            v
+        } else {
+            let (v, rest) = self
+                .args
+                .split_first()
+                .ok_or_else(|| format!("option --{name} needs a value"))?;
+            self.args = rest;
+            v.as_str()
         };
         Ok(Some((name, value)))
     }
 }
 
 /// An integer in `min..=max`.
-fn int<T: FromStr + PartialOrd + Display>(
+fn int<T: FromStr + PartialOrd + Display + Copy>(
     name: &str,
     v: &str,
     min: T,
@@ -322,7 +321,7 @@ mod tests {
             Command::Serve(ServeOpts {
                 bind: "0.0.0.0".parse().unwrap(),
                 port: 7301,
-                max: Duration::from_secs(3600),
+                max: Duration::from_hours(1),
             })
         );
         assert_eq!(
@@ -347,7 +346,7 @@ mod tests {
         );
         assert_eq!(
             (o.timeout, o.max),
-            (Duration::from_secs(1), Duration::from_secs(300))
+            (Duration::from_secs(1), Duration::from_mins(5))
         );
         assert_ne!(o.run_id, 0);
         let Command::Rr(o) = p(

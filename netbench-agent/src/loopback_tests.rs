@@ -32,7 +32,7 @@ fn bind_free_server() -> serve::Server {
         let opts = ServeOpts {
             bind: LOOPBACK,
             port,
-            max: Duration::from_secs(60),
+            max: Duration::from_mins(1),
         };
         if let Ok(server) = serve::bind(&opts) {
             return server;
@@ -117,7 +117,7 @@ fn loopback_serve_rr_and_stream() {
     let port = server.port();
     let server_flag = AtomicBool::new(false);
     let server_lines = Lines::default();
-    let server_stop = Stop::new(&server_flag, Duration::from_secs(60));
+    let server_stop = Stop::new(&server_flag, Duration::from_mins(1));
     thread::scope(|s| {
         s.spawn(|| server.run(&server_stop, &|l| server_lines.push(l)));
         let _guard = StopOnDrop(&server_flag);

@@ -1,5 +1,5 @@
 //! `rr`: request/response probes, one in flight at a time, each stamped with
-//! CLOCK_MONOTONIC right before the send and right after the receive.
+//! `CLOCK_MONOTONIC` right before the send and right after the receive.
 
 use std::{
     io::{self, Write},

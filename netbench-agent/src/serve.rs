@@ -117,14 +117,12 @@ impl Server {
         emit: Emit<'s>,
     ) {
         while !stop.is_set() {
-            let ready =
-                match sys::wait_readable([self.echo.as_raw_fd(), self.sink.as_raw_fd()], TICK) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        thread::sleep(TICK);
-                        continue;
-                    }
-                };
+            let Ok(ready) =
+                sys::wait_readable([self.echo.as_raw_fd(), self.sink.as_raw_fd()], TICK)
+            else {
+                thread::sleep(TICK);
+                continue;
+            };
             for (is_ready, listener, is_sink) in
                 [(ready[0], &self.echo, false), (ready[1], &self.sink, true)]
             {

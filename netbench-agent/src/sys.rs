@@ -49,7 +49,7 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
-/// CLOCK_MONOTONIC in ns: the clock `bpf_ktime_get_ns` reads, so the agent's send and
+/// `CLOCK_MONOTONIC` in ns: the clock `bpf_ktime_get_ns` reads, so the agent's send and
 /// receive stamps line up with the kernel's hop events on the same host.
 pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
@@ -80,7 +80,7 @@ impl<'a> Stop<'a> {
         // Limits are capped by argument parsing; the fallback only guards the arithmetic.
         let deadline = now
             .checked_add(limit)
-            .unwrap_or_else(|| now + Duration::from_secs(3600));
+            .unwrap_or_else(|| now + Duration::from_hours(1));
         Self { flag, deadline }
     }
 
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn stop_by_flag_or_time() {
         let flag = AtomicBool::new(false);
-        let s = Stop::new(&flag, Duration::from_secs(60));
+        let s = Stop::new(&flag, Duration::from_mins(1));
         assert!(!s.is_set());
         flag.store(true, Ordering::Relaxed);
         assert!(s.is_set() && s.signalled());

@@ -54,9 +54,9 @@ pub enum HookKind {
     TcIngress = 1,
     /// tc egress of a device.
     TcEgress = 2,
-    /// The agent's own send stamp (userspace, CLOCK_MONOTONIC).
+    /// The agent's own send stamp (userspace, `CLOCK_MONOTONIC`).
     AppSend = 3,
-    /// The agent's own receive stamp (userspace, CLOCK_MONOTONIC).
+    /// The agent's own receive stamp (userspace, `CLOCK_MONOTONIC`).
     AppRecv = 4,
 }
 
@@ -148,8 +148,13 @@ impl ProbeHeader {
 }
 
 /// One probe packet seen at one hook. Written by the tc programs into the ring buffer.
+/// The `_pad` fields are public so that both sides can build the struct literally.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::pub_underscore_fields,
+    reason = "explicit padding, written out as style.md asks"
+)]
 pub struct HopEvent {
     /// [`EVENT_VERSION`].
     pub version: u16,
@@ -158,12 +163,13 @@ pub struct HopEvent {
     pub _pad0: u8,
     /// [`HookKind`] as u32.
     pub hook: u32,
-    /// Device index, in the network namespace given by `netns_cookie`.
+    /// Device index (`skb->dev`). Unique among the devices one tracer attaches to.
     pub ifindex: u32,
     /// CPU the program ran on.
     pub cpu: u32,
-    /// Network namespace cookie of the device (`bpf_get_netns_cookie`); ifindexes are
-    /// only unique within one namespace.
+    /// `bpf_get_netns_cookie(skb)`: the namespace of the socket owning the skb when it has
+    /// one (on ingress across a veth, the *sender's*), else of the device. Diagnostic only;
+    /// never used to identify a device.
     pub netns_cookie: u64,
     /// Run identifier from the probe header.
     pub run_id: u32,
@@ -171,7 +177,7 @@ pub struct HopEvent {
     pub dir: u32,
     /// Sequence number from the probe header.
     pub seq: u64,
-    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC.
+    /// `bpf_ktime_get_ns()`: `CLOCK_MONOTONIC`.
     pub ts_ns: u64,
     /// skb->len at the hook.
     pub pkt_len: u32,
@@ -207,7 +213,10 @@ mod tests {
     #[test]
     fn header_round_trip() {
         let b = ProbeHeader::to_bytes(7, 0x1122_3344_5566_7788, Direction::Reply, 64);
-        assert_eq!(ProbeHeader::parse(&b), Some((7, 0x1122_3344_5566_7788, Direction::Reply, 64)));
+        assert_eq!(
+            ProbeHeader::parse(&b),
+            Some((7, 0x1122_3344_5566_7788, Direction::Reply, 64))
+        );
         assert_eq!(&b[0..4], b"NBPR");
     }
 

@@ -94,5 +94,10 @@ pub fn parse(ctx: &TcContext, ports: (u16, u16)) -> Parsed {
         return Parsed::PortOnly;
     }
     let seq = (u64::from(u32_at(8)) << 32) | u64::from(u32_at(12));
-    Parsed::Probe(Probe { proto, run_id: u32_at(4), seq, dir: u32_at(16) })
+    Parsed::Probe(Probe {
+        proto,
+        run_id: u32_at(4),
+        seq,
+        dir: u32_at(16),
+    })
 }

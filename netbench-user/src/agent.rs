@@ -26,7 +26,11 @@ use crate::netns::NetnsRef;
 pub fn locate() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("NETBENCH_AGENT") {
         let p = PathBuf::from(p);
-        return if p.is_file() { Ok(p) } else { Err(format!("NETBENCH_AGENT={} is not a file", p.display())) };
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("NETBENCH_AGENT={} is not a file", p.display()))
+        };
     }
     let mut candidates = Vec::new();
     if let Ok(exe) = std::env::current_exe()
@@ -36,17 +40,25 @@ pub fn locate() -> Result<PathBuf, String> {
         // target/{debug,release}/netbench -> target/x86_64-unknown-linux-gnu/*/netbench-agent
         if let Some(target) = dir.parent() {
             for profile in ["release", "debug"] {
-                candidates.push(target.join("x86_64-unknown-linux-gnu").join(profile).join("netbench-agent"));
+                candidates.push(
+                    target
+                        .join("x86_64-unknown-linux-gnu")
+                        .join(profile)
+                        .join("netbench-agent"),
+                );
             }
         }
     }
     for profile in ["release", "debug"] {
-        candidates.push(Path::new("target/x86_64-unknown-linux-gnu").join(profile).join("netbench-agent"));
+        candidates.push(
+            Path::new("target/x86_64-unknown-linux-gnu")
+                .join(profile)
+                .join("netbench-agent"),
+        );
     }
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| "netbench-agent not found: run `cargo xtask build` or set NETBENCH_AGENT".to_owned())
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        "netbench-agent not found: run `cargo xtask build` or set NETBENCH_AGENT".to_owned()
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,14 +81,22 @@ pub enum AgentError {
 /// When the agent is missing or the namespace cannot be opened.
 pub fn command_in(ns: &NetnsRef, args: &[String]) -> Result<Command, AgentError> {
     let bin = locate().map_err(AgentError::NotFound)?;
-    let file = ns.open().map_err(|source| AgentError::Spawn { netns: ns.to_string(), source })?;
+    let file = ns.open().map_err(|source| AgentError::Spawn {
+        netns: ns.to_string(),
+        source,
+    })?;
     let mut cmd = std::process::Command::new(bin);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(file) = file {
         // SAFETY: between fork and exec only async-signal-safe work: one setns syscall
         // on an fd opened before the fork.
         unsafe {
-            cmd.pre_exec(move || setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from));
+            cmd.pre_exec(move || {
+                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+            });
         }
     }
     let mut cmd = Command::from(cmd);
@@ -96,9 +116,24 @@ impl AgentServer {
     /// # Errors
     /// When it cannot start or does not become ready.
     pub async fn start(ns: &NetnsRef, port: u16, max_seconds: u64) -> Result<Self, AgentError> {
-        let args = ["serve", "--port", &port.to_string(), "--max-seconds", &max_seconds.to_string()].map(str::to_owned);
-        let mut child = command_in(ns, &args)?.spawn().map_err(|source| AgentError::Spawn { netns: ns.to_string(), source })?;
-        let stdout = child.stdout.take().ok_or_else(|| AgentError::Protocol { netns: ns.to_string(), msg: "no stdout".into() })?;
+        let args = [
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--max-seconds",
+            &max_seconds.to_string(),
+        ]
+        .map(str::to_owned);
+        let mut child = command_in(ns, &args)?
+            .spawn()
+            .map_err(|source| AgentError::Spawn {
+                netns: ns.to_string(),
+                source,
+            })?;
+        let stdout = child.stdout.take().ok_or_else(|| AgentError::Protocol {
+            netns: ns.to_string(),
+            msg: "no stdout".into(),
+        })?;
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(Duration::from_secs(10), async {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -111,7 +146,10 @@ impl AgentServer {
         .await;
         if ready != Ok(true) {
             let _ = child.start_kill();
-            return Err(AgentError::Protocol { netns: ns.to_string(), msg: "serve did not report ready within 10 s".into() });
+            return Err(AgentError::Protocol {
+                netns: ns.to_string(),
+                msg: "serve did not report ready within 10 s".into(),
+            });
         }
         // Keep draining stdout so the agent never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -178,13 +216,25 @@ pub async fn run_rr(ns: &NetnsRef, spec: &RrSpec) -> Result<Vec<RrProbe>, AgentE
     let cmd = command_in(ns, &args)?;
     let out = tokio::time::timeout(Duration::from_secs(spec.max_seconds + 10), run_to_end(cmd))
         .await
-        .map_err(|_| AgentError::Protocol { netns: ns.to_string(), msg: "rr did not finish in time".into() })?
-        .map_err(|source| AgentError::Spawn { netns: ns.to_string(), source })?;
+        .map_err(|_| AgentError::Protocol {
+            netns: ns.to_string(),
+            msg: "rr did not finish in time".into(),
+        })?
+        .map_err(|source| AgentError::Spawn {
+            netns: ns.to_string(),
+            source,
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(AgentError::Protocol { netns: ns.to_string(), msg: format!("rr failed: {}", err.trim()) });
+        return Err(AgentError::Protocol {
+            netns: ns.to_string(),
+            msg: format!("rr failed: {}", err.trim()),
+        });
     }
-    parse_rr_output(&String::from_utf8_lossy(&out.stdout)).map_err(|msg| AgentError::Protocol { netns: ns.to_string(), msg })
+    parse_rr_output(&String::from_utf8_lossy(&out.stdout)).map_err(|msg| AgentError::Protocol {
+        netns: ns.to_string(),
+        msg,
+    })
 }
 
 async fn run_to_end(mut cmd: Command) -> std::io::Result<std::process::Output> {
@@ -198,11 +248,13 @@ async fn run_to_end(mut cmd: Command) -> std::io::Result<std::process::Output> {
 pub fn parse_rr_output(text: &str) -> Result<Vec<RrProbe>, String> {
     let mut probes = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("bad agent line {line:?}: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("bad agent line {line:?}: {e}"))?;
         if v.get("event").is_some() {
             continue;
         }
-        probes.push(serde_json::from_value(v).map_err(|e| format!("bad probe line {line:?}: {e}"))?);
+        probes
+            .push(serde_json::from_value(v).map_err(|e| format!("bad probe line {line:?}: {e}"))?);
     }
     Ok(probes)
 }

@@ -9,10 +9,12 @@ use std::collections::HashMap;
 use netbench_common::{Direction, HookKind, HopEvent};
 use serde::Serialize;
 
-/// A device as events name it: (network namespace cookie, ifindex).
+/// A device as events name it: its ifindex. The tracer refuses to attach to two devices
+/// with the same ifindex (in different namespaces), so within one trace the index is
+/// unambiguous. The event's netns cookie cannot serve here: on ingress it names the
+/// namespace of the socket that still owns the skb (the sender's, across a veth).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct DeviceId {
-    pub netns_cookie: u64,
     pub ifindex: u32,
 }
 
@@ -24,7 +26,11 @@ pub enum PointSource {
     /// The client agent's receive stamp.
     ClientRecv,
     /// A tc hook on a device, for one probe direction.
-    Tc { kind: HookKindTag, dir: DirTag, device: DeviceId },
+    Tc {
+        kind: HookKindTag,
+        dir: DirTag,
+        device: DeviceId,
+    },
 }
 
 /// Serializable mirror of [`HookKind`] for tc points.
@@ -131,13 +137,21 @@ pub struct CorrelationStats {
 
 /// Join `events` of run `run_id` with the agent's `probes` along `path`.
 #[must_use]
-pub fn correlate(path: &PathSpec, run_id: u32, probes: &[AppProbe], events: &[HopEvent]) -> (Vec<Timeline>, CorrelationStats) {
+pub fn correlate(
+    path: &PathSpec,
+    run_id: u32,
+    probes: &[AppProbe],
+    events: &[HopEvent],
+) -> (Vec<Timeline>, CorrelationStats) {
     let n = path.points.len();
     let mut index_of_point: HashMap<PointSource, usize> = HashMap::new();
     for (i, p) in path.points.iter().enumerate() {
         index_of_point.insert(p.source, i);
     }
-    let mut stats = CorrelationStats { probes_sent: probes.len() as u64, ..CorrelationStats::default() };
+    let mut stats = CorrelationStats {
+        probes_sent: probes.len() as u64,
+        ..CorrelationStats::default()
+    };
     // seq -> per-point timestamp
     let mut slots: HashMap<u64, Vec<Option<u64>>> = HashMap::with_capacity(probes.len());
     for p in probes {
@@ -166,7 +180,7 @@ pub fn correlate(path: &PathSpec, run_id: u32, probes: &[AppProbe], events: &[Ho
         let source = PointSource::Tc {
             kind,
             dir: dir.into(),
-            device: DeviceId { netns_cookie: ev.netns_cookie, ifindex: ev.ifindex },
+            device: DeviceId { ifindex: ev.ifindex },
         };
         let (Some(&i), Some(slot)) = (index_of_point.get(&source), slots.get_mut(&ev.seq)) else {
             stats.unplaced_events += 1;
@@ -203,10 +217,18 @@ pub fn correlate(path: &PathSpec, run_id: u32, probes: &[AppProbe], events: &[Ho
             continue;
         }
         stats.probes_matched += 1;
-        timelines.push(Timeline { seq: p.seq, ts_ns: ts });
+        timelines.push(Timeline {
+            seq: p.seq,
+            ts_ns: ts,
+        });
     }
-    stats.missing_by_point =
-        path.points.iter().zip(missing).filter(|(_, m)| *m > 0).map(|(p, m)| (p.name.clone(), m)).collect();
+    stats.missing_by_point = path
+        .points
+        .iter()
+        .zip(missing)
+        .filter(|(_, m)| *m > 0)
+        .map(|(p, m)| (p.name.clone(), m))
+        .collect();
     timelines.sort_by_key(|t| t.seq);
     (timelines, stats)
 }
@@ -217,25 +239,48 @@ mod tests {
 
     use super::*;
 
-    const C: DeviceId = DeviceId { netns_cookie: 1, ifindex: 2 };
-    const S: DeviceId = DeviceId { netns_cookie: 9, ifindex: 2 };
+    const C: DeviceId = DeviceId { ifindex: 2 };
+    const S: DeviceId = DeviceId { ifindex: 3 };
 
     fn tc(kind: HookKindTag, dir: DirTag, device: DeviceId) -> PointSource {
         PointSource::Tc { kind, dir, device }
     }
 
     fn veth_path() -> PathSpec {
-        let p = |name: &str, source| Point { name: name.into(), source };
+        let p = |name: &str, source| Point {
+            name: name.into(),
+            source,
+        };
         PathSpec::new(
             vec![
                 p("client-send", PointSource::ClientSend),
-                p("client-eth-egress", tc(HookKindTag::Egress, DirTag::Request, C)),
-                p("server-eth-ingress", tc(HookKindTag::Ingress, DirTag::Request, S)),
-                p("server-eth-egress", tc(HookKindTag::Egress, DirTag::Reply, S)),
-                p("client-eth-ingress", tc(HookKindTag::Ingress, DirTag::Reply, C)),
+                p(
+                    "client-eth-egress",
+                    tc(HookKindTag::Egress, DirTag::Request, C),
+                ),
+                p(
+                    "server-eth-ingress",
+                    tc(HookKindTag::Ingress, DirTag::Request, S),
+                ),
+                p(
+                    "server-eth-egress",
+                    tc(HookKindTag::Egress, DirTag::Reply, S),
+                ),
+                p(
+                    "client-eth-ingress",
+                    tc(HookKindTag::Ingress, DirTag::Reply, C),
+                ),
                 p("client-recv", PointSource::ClientRecv),
             ],
-            ["client-tx-stack", "veth", "server", "veth-reply", "client-rx-stack"].map(String::from).to_vec(),
+            [
+                "client-tx-stack",
+                "veth",
+                "server",
+                "veth-reply",
+                "client-rx-stack",
+            ]
+            .map(String::from)
+            .to_vec(),
         )
     }
 
@@ -247,7 +292,7 @@ mod tests {
             hook: hook as u32,
             ifindex: dev.ifindex,
             cpu: 0,
-            netns_cookie: dev.netns_cookie,
+            netns_cookie: 0,
             run_id: 5,
             dir: dir as u32,
             seq,
@@ -264,7 +309,14 @@ mod tests {
             ev(seq, HookKind::TcEgress, Direction::Reply, S, base + 40),
             ev(seq, HookKind::TcIngress, Direction::Reply, C, base + 44),
         ];
-        (AppProbe { seq, send_ns: base, recv_ns: Some(base + 60) }, evs)
+        (
+            AppProbe {
+                seq,
+                send_ns: base,
+                recv_ns: Some(base + 60),
+            },
+            evs,
+        )
     }
 
     #[test]
@@ -295,7 +347,10 @@ mod tests {
         let (tl, st) = correlate(&veth_path(), 5, &[p], &e);
         assert!(tl.is_empty());
         assert_eq!(st.probes_missing_hops, 1);
-        assert_eq!(st.missing_by_point, vec![("server-eth-ingress".to_owned(), 1)]);
+        assert_eq!(
+            st.missing_by_point,
+            vec![("server-eth-ingress".to_owned(), 1)]
+        );
     }
 
     #[test]
@@ -314,10 +369,19 @@ mod tests {
         let mut other = ev(0, HookKind::TcIngress, Direction::Request, S, 1);
         other.run_id = 6;
         e.push(other);
-        e.push(ev(0, HookKind::TcIngress, Direction::Request, DeviceId { netns_cookie: 1, ifindex: 7 }, 1));
+        e.push(ev(
+            0,
+            HookKind::TcIngress,
+            Direction::Request,
+            DeviceId { ifindex: 7 },
+            1,
+        ));
         let (tl, st) = correlate(&veth_path(), 5, &[p], &e);
         assert!(tl.is_empty());
-        assert_eq!((st.probes_sent, st.probes_answered, st.unplaced_events), (1, 0, 1));
+        assert_eq!(
+            (st.probes_sent, st.probes_answered, st.unplaced_events),
+            (1, 0, 1)
+        );
     }
 
     #[test]

@@ -4,7 +4,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "netbench", version, about = "Where does container network latency go? Per-hop eBPF breakdown of container round trips.")]
+#[command(
+    name = "netbench",
+    version,
+    about = "Where does container network latency go? Per-hop eBPF breakdown of container round trips."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,9 +43,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Doctor { kvm_probe_child: true, .. } => {
-            Ok(ExitCode::from(u8::try_from(netbench::doctor::kvm::child_main()).unwrap_or(1)))
-        }
+        Command::Doctor {
+            kvm_probe_child: true,
+            ..
+        } => Ok(ExitCode::from(
+            u8::try_from(netbench::doctor::kvm::child_main()).unwrap_or(1),
+        )),
         Command::Doctor { json, .. } => {
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(netbench::doctor::collect());
@@ -50,7 +57,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", report.render_table());
             }
-            Ok(if report.can_run_default() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.can_run_default() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Cleanup => {
             let names = netbench::netns::list_owned();

@@ -51,7 +51,10 @@ pub fn handle_in(ns: &NetnsRef) -> Result<Handle, NetlinkError> {
         rtnetlink::new_connection()
     })
     .and_then(|r| r)
-    .map_err(|source| NetlinkError::Socket { netns: ns.to_string(), source })?;
+    .map_err(|source| NetlinkError::Socket {
+        netns: ns.to_string(),
+        source,
+    })?;
     let (conn, handle, _) = made;
     tokio::spawn(conn);
     Ok(handle)
@@ -75,7 +78,10 @@ pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>,
 /// # Errors
 /// When there is no such link.
 pub async fn index_of(h: &Handle, name: &str) -> Result<u32, NetlinkError> {
-    link_by_name(h, name).await?.map(|l| l.header.index).ok_or_else(|| NetlinkError::NoDevice(name.to_owned()))
+    link_by_name(h, name)
+        .await?
+        .map(|l| l.header.index)
+        .ok_or_else(|| NetlinkError::NoDevice(name.to_owned()))
 }
 
 /// The MAC address of a link.
@@ -96,7 +102,11 @@ pub fn mac_of(link: &LinkMessage) -> Option<[u8; 6]> {
 /// # Errors
 /// When the kernel refuses (e.g. a name is taken).
 pub async fn create_veth(h: &Handle, name: &str, peer: &str) -> Result<(), NetlinkError> {
-    h.link().add(LinkVeth::new(name, peer).build()).execute().await.map_err(req(format!("creating veth {name}/{peer}")))
+    h.link()
+        .add(LinkVeth::new(name, peer).build())
+        .execute()
+        .await
+        .map_err(req(format!("creating veth {name}/{peer}")))
 }
 
 /// Move link `name` into namespace `to`.
@@ -107,15 +117,23 @@ pub async fn move_to_netns(h: &Handle, name: &str, to: &NetnsRef) -> Result<(), 
     let index = index_of(h, name).await?;
     let msg = match to.open()? {
         Some(file) => {
-            let m = LinkUnspec::new_with_index(index).setns_by_fd(file.as_raw_fd()).build();
+            let m = LinkUnspec::new_with_index(index)
+                .setns_by_fd(file.as_raw_fd())
+                .build();
             // The fd only has to live until the kernel has handled the request.
             let res = h.link().set(m).execute().await;
             drop(file);
             return res.map_err(req(format!("moving {name} to {to}")));
         }
-        None => LinkUnspec::new_with_index(index).setns_by_pid(std::process::id()).build(),
+        None => LinkUnspec::new_with_index(index)
+            .setns_by_pid(std::process::id())
+            .build(),
     };
-    h.link().set(msg).execute().await.map_err(req(format!("moving {name} to {to}")))
+    h.link()
+        .set(msg)
+        .execute()
+        .await
+        .map_err(req(format!("moving {name} to {to}")))
 }
 
 /// Bring link `name` up.
@@ -124,29 +142,51 @@ pub async fn move_to_netns(h: &Handle, name: &str, to: &NetnsRef) -> Result<(), 
 /// When there is no such link or the kernel refuses.
 pub async fn set_up(h: &Handle, name: &str) -> Result<(), NetlinkError> {
     let index = index_of(h, name).await?;
-    h.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(req(format!("setting {name} up")))
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(req(format!("setting {name} up")))
 }
 
 /// Set MAC address and MTU of link `name`.
 ///
 /// # Errors
 /// When there is no such link or the kernel refuses.
-pub async fn set_mac_mtu(h: &Handle, name: &str, mac: [u8; 6], mtu: Option<u32>) -> Result<(), NetlinkError> {
+pub async fn set_mac_mtu(
+    h: &Handle,
+    name: &str,
+    mac: [u8; 6],
+    mtu: Option<u32>,
+) -> Result<(), NetlinkError> {
     let index = index_of(h, name).await?;
     let mut b = LinkUnspec::new_with_index(index).address(mac.to_vec());
     if let Some(mtu) = mtu {
         b = b.mtu(mtu);
     }
-    h.link().set(b.build()).execute().await.map_err(req(format!("setting MAC/MTU of {name}")))
+    h.link()
+        .set(b.build())
+        .execute()
+        .await
+        .map_err(req(format!("setting MAC/MTU of {name}")))
 }
 
 /// Add `addr/prefix` to link `name`.
 ///
 /// # Errors
 /// When there is no such link or the kernel refuses.
-pub async fn add_addr(h: &Handle, name: &str, addr: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
+pub async fn add_addr(
+    h: &Handle,
+    name: &str,
+    addr: IpAddr,
+    prefix: u8,
+) -> Result<(), NetlinkError> {
     let index = index_of(h, name).await?;
-    h.address().add(index, addr, prefix).execute().await.map_err(req(format!("adding {addr}/{prefix} to {name}")))
+    h.address()
+        .add(index, addr, prefix)
+        .execute()
+        .await
+        .map_err(req(format!("adding {addr}/{prefix} to {name}")))
 }
 
 /// Delete link `name` (a veth takes its peer with it). Missing links are fine.
@@ -154,8 +194,14 @@ pub async fn add_addr(h: &Handle, name: &str, addr: IpAddr, prefix: u8) -> Resul
 /// # Errors
 /// When the kernel refuses.
 pub async fn delete_link(h: &Handle, name: &str) -> Result<(), NetlinkError> {
-    let Some(link) = link_by_name(h, name).await? else { return Ok(()) };
-    h.link().del(link.header.index).execute().await.map_err(req(format!("deleting {name}")))
+    let Some(link) = link_by_name(h, name).await? else {
+        return Ok(());
+    };
+    h.link()
+        .del(link.header.index)
+        .execute()
+        .await
+        .map_err(req(format!("deleting {name}")))
 }
 
 /// Delete the clsact qdisc of `ifname` in the *calling thread's* namespace (used from a
@@ -164,7 +210,9 @@ pub async fn delete_link(h: &Handle, name: &str) -> Result<(), NetlinkError> {
 /// # Errors
 /// When the device or the qdisc is missing, or the kernel refuses.
 pub fn delete_clsact_here(ifname: &str) -> Result<(), NetlinkError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let (conn, h, _) = rtnetlink::new_connection()?;
         let task = tokio::spawn(conn);
@@ -174,7 +222,9 @@ pub fn delete_clsact_here(ifname: &str) -> Result<(), NetlinkError> {
             // clsact sits at ffff:fff1 with handle ffff:0, like the ingress qdisc.
             del.message_mut().header.parent = TcHandle::INGRESS;
             del.message_mut().header.handle = TcHandle::from(0xffff_0000);
-            del.execute().await.map_err(req(format!("deleting clsact on {ifname}")))
+            del.execute()
+                .await
+                .map_err(req(format!("deleting clsact on {ifname}")))
         }
         .await;
         task.abort();

@@ -54,7 +54,14 @@ impl fmt::Display for NetnsRef {
         match self {
             Self::Current => f.write_str("host"),
             Self::Path(p) if p.starts_with(NETNS_RUN_DIR) => {
-                write!(f, "{}", p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+                write!(
+                    f,
+                    "{}",
+                    p.file_name().map_or_else(
+                        || p.display().to_string(),
+                        |n| n.to_string_lossy().into_owned()
+                    )
+                )
             }
             Self::Path(p) => write!(f, "{}", p.display()),
         }
@@ -92,7 +99,12 @@ where
 pub fn cookie_of(ns: &NetnsRef) -> io::Result<u64> {
     in_netns(ns, || {
         use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
-        let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+        let sock = socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
         let mut cookie: u64 = 0;
         let mut len = u32::try_from(std::mem::size_of::<u64>()).unwrap_or(8);
         // SAFETY: valid socket fd, pointer and length describe `cookie`.
@@ -129,17 +141,29 @@ impl OwnedNetns {
     /// When the name is taken or the kernel refuses.
     pub fn create(name: &str) -> io::Result<Self> {
         if !name.starts_with(NETNS_PREFIX) || name.contains('/') || name.len() > 64 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad netns name {name:?}")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad netns name {name:?}"),
+            ));
         }
         std::fs::create_dir_all(NETNS_RUN_DIR)?;
         let path = Path::new(NETNS_RUN_DIR).join(name);
         // create_new: never take over a namespace someone else named.
-        std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         let target = path.clone();
         let made = std::thread::spawn(move || -> io::Result<()> {
             unshare(CloneFlags::CLONE_NEWNET)?;
             // thread-self: /proc/self/ns/net would name the main thread's namespace.
-            mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+            mount(
+                Some("/proc/thread-self/ns/net"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )?;
             Ok(())
         })
         .join()
@@ -148,7 +172,11 @@ impl OwnedNetns {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
-        Ok(Self { name: name.to_owned(), path, removed: false })
+        Ok(Self {
+            name: name.to_owned(),
+            path,
+            removed: false,
+        })
     }
 
     #[must_use]
@@ -199,7 +227,9 @@ fn remove_named(path: &Path) -> io::Result<()> {
 /// Names of namespaces under [`NETNS_RUN_DIR`] that carry netbench's prefix.
 #[must_use]
 pub fn list_owned() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(NETNS_RUN_DIR) else { return vec![] };
+    let Ok(dir) = std::fs::read_dir(NETNS_RUN_DIR) else {
+        return vec![];
+    };
     let mut names: Vec<String> = dir
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().into_string().ok())
@@ -215,7 +245,10 @@ pub fn list_owned() -> Vec<String> {
 /// When the name lacks netbench's prefix or the mount cannot be removed.
 pub fn remove_owned(name: &str) -> io::Result<()> {
     if !name.starts_with(NETNS_PREFIX) || name.contains('/') {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{name:?} is not a netbench namespace")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a netbench namespace"),
+        ));
     }
     remove_named(&Path::new(NETNS_RUN_DIR).join(name))
 }

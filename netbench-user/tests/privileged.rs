@@ -18,31 +18,41 @@ use netbench::{
 };
 use netbench_common::{Direction, HookKind, HopEvent, PROTO_TCP, PROTO_UDP};
 
-/// (netns cookie, ifindex) of a hook device: what an event carries to name its device.
-async fn device_id(ns: &NetnsRef, ifname: &str) -> (u64, u32) {
-    let cookie = netns::cookie_of(ns).expect("netns cookie");
+/// The ifindex of a hook device, looked up independently of the tracer (netlink).
+async fn device_id(ns: &NetnsRef, ifname: &str) -> u32 {
     let h = netlink::handle_in(ns).expect("netlink handle");
-    let index = netlink::index_of(&h, ifname).await.expect("ifindex");
-    (cookie, index)
+    netlink::index_of(&h, ifname).await.expect("ifindex")
 }
 
 async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode) {
-    let Some(_root) = common::require_root() else { return };
-    let topo = LabTopology::veth(tag).await.expect("building the veth topology");
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    let topo = LabTopology::veth(tag)
+        .await
+        .expect("building the veth topology");
     let client_dev = device_id(&topo.client.netns_ref(), &topo.client.ifname).await;
     let server_dev = device_id(&topo.server.netns_ref(), &topo.server.ifname).await;
-    assert_ne!(client_dev.0, server_dev.0, "two namespaces must have two cookies");
+    assert_ne!(client_dev, server_dev, "the tracer needs distinct ifindexes");
 
-    let mut tracer = Tracer::load(&TraceConfig { ports: vec![port], ..TraceConfig::default() }).expect("loading eBPF");
+    let mut tracer = Tracer::load(&TraceConfig {
+        ports: vec![port],
+        ..TraceConfig::default()
+    })
+    .expect("loading eBPF");
     for hook in &topo.hooks {
-        tracer.attach(hook, mode).unwrap_or_else(|e| panic!("attaching to {hook}: {e}"));
+        tracer
+            .attach(hook, mode)
+            .unwrap_or_else(|e| panic!("attaching to {hook}: {e}"));
     }
     let reader = tracer.take_reader().expect("ring buffer");
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let reader_task = tokio::spawn(reader.run(tx, stop_rx));
 
-    let server = AgentServer::start(&topo.server.netns_ref(), port, 120).await.expect("agent serve");
+    let server = AgentServer::start(&topo.server.netns_ref(), port, 120)
+        .await
+        .expect("agent serve");
     let count = 300;
     let spec = RrSpec {
         server: topo.server.ip.into(),
@@ -54,7 +64,9 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
         timeout_ms: 1000,
         max_seconds: 60,
     };
-    let probes = run_rr(&topo.client.netns_ref(), &spec).await.expect("agent rr");
+    let probes = run_rr(&topo.client.netns_ref(), &spec)
+        .await
+        .expect("agent rr");
     server.stop().await;
     // Give the last events a moment to reach the ring buffer, then stop the reader.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -69,45 +81,87 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
     for hook in &topo.hooks {
         common::assert_no_tc(&hook.netns, &hook.ifname).await;
     }
-    eprintln!("{proto}/{mode:?}: {} probes, {} events, reader {stats:?}, kernel {counters:?}", probes.len(), events.len());
+    eprintln!(
+        "{proto}/{mode:?}: {} probes, {} events, reader {stats:?}, kernel {counters:?}",
+        probes.len(),
+        events.len()
+    );
 
-    assert_eq!(probes.len(), usize::try_from(count).unwrap(), "the agent reports every probe");
+    assert_eq!(
+        probes.len(),
+        usize::try_from(count).unwrap(),
+        "the agent reports every probe"
+    );
     let answered: Vec<_> = probes.iter().filter(|p| !p.lost).collect();
-    assert!(answered.len() * 100 >= probes.len() * 99, "at most 1% lost on a veth: {} of {}", answered.len(), probes.len());
-    assert_eq!(counters.events_lost, 0, "ring buffer never full at this rate");
+    assert!(
+        answered.len() * 100 >= probes.len() * 99,
+        "at most 1% lost on a veth: {} of {}",
+        answered.len(),
+        probes.len()
+    );
+    assert_eq!(
+        counters.events_lost, 0,
+        "ring buffer never full at this rate"
+    );
     assert_eq!(stats.dropped + stats.malformed, 0);
 
     // Index the events by (seq, direction, hook, device).
     let mut by_probe: HashMap<(u64, Direction), Vec<HopEvent>> = HashMap::new();
     for ev in &events {
-        assert_eq!(ev.run_id, spec.run_id, "only this run's probes are on this port");
+        assert_eq!(
+            ev.run_id, spec.run_id,
+            "only this run's probes are on this port"
+        );
         let expect_proto = if proto == "udp" { PROTO_UDP } else { PROTO_TCP };
         assert_eq!(ev.proto, expect_proto);
         let dir = Direction::try_from(ev.dir).expect("direction");
         by_probe.entry((ev.seq, dir)).or_default().push(*ev);
     }
-    let find = |evs: &[HopEvent], hook: HookKind, dev: (u64, u32)| -> Option<u64> {
+    let find = |evs: &[HopEvent], hook: HookKind, dev: u32| -> Option<u64> {
         let hits: Vec<u64> = evs
             .iter()
-            .filter(|e| e.hook == hook as u32 && e.netns_cookie == dev.0 && e.ifindex == dev.1)
+            .filter(|e| e.hook == hook as u32 && e.ifindex == dev)
             .map(|e| e.ts_ns)
             .collect();
-        assert!(hits.len() <= 1, "one event per hook and probe, got {hits:?}");
+        assert!(
+            hits.len() <= 1,
+            "one event per hook and probe, got {hits:?}"
+        );
         hits.first().copied()
     };
     for p in &answered {
-        let req = by_probe.get(&(p.seq, Direction::Request)).unwrap_or_else(|| panic!("no request events for seq {}", p.seq));
-        let rep = by_probe.get(&(p.seq, Direction::Reply)).unwrap_or_else(|| panic!("no reply events for seq {}", p.seq));
+        let req = by_probe
+            .get(&(p.seq, Direction::Request))
+            .unwrap_or_else(|| panic!("no request events for seq {}", p.seq));
+        let rep = by_probe
+            .get(&(p.seq, Direction::Reply))
+            .unwrap_or_else(|| panic!("no reply events for seq {}", p.seq));
         // Request: client eth egress -> server eth ingress; reply the other way.
-        let t1 = find(req, HookKind::TcEgress, client_dev).unwrap_or_else(|| panic!("seq {}: no client egress", p.seq));
-        let t2 = find(req, HookKind::TcIngress, server_dev).unwrap_or_else(|| panic!("seq {}: no server ingress", p.seq));
-        let t3 = find(rep, HookKind::TcEgress, server_dev).unwrap_or_else(|| panic!("seq {}: no server egress", p.seq));
-        let t4 = find(rep, HookKind::TcIngress, client_dev).unwrap_or_else(|| panic!("seq {}: no client ingress", p.seq));
+        let t1 = find(req, HookKind::TcEgress, client_dev)
+            .unwrap_or_else(|| panic!("seq {}: no client egress", p.seq));
+        let t2 = find(req, HookKind::TcIngress, server_dev)
+            .unwrap_or_else(|| panic!("seq {}: no server ingress", p.seq));
+        let t3 = find(rep, HookKind::TcEgress, server_dev)
+            .unwrap_or_else(|| panic!("seq {}: no server egress", p.seq));
+        let t4 = find(rep, HookKind::TcIngress, client_dev)
+            .unwrap_or_else(|| panic!("seq {}: no client ingress", p.seq));
         let recv = p.recv_ns.expect("answered probes have a receive stamp");
         let chain = [p.send_ns, t1, t2, t3, t4, recv];
-        assert!(chain.windows(2).all(|w| w[0] <= w[1]), "seq {}: hops out of causal order: {chain:?}", p.seq);
-        // Devices must be the right ones: never the peer's index in the wrong namespace.
-        assert!(req.iter().chain(rep).all(|e| (e.netns_cookie, e.ifindex) == client_dev || (e.netns_cookie, e.ifindex) == server_dev));
+        assert!(
+            chain.windows(2).all(|w| w[0] <= w[1]),
+            "seq {}: hops out of causal order: {chain:?}",
+            p.seq
+        );
+        // Each direction's events sit exactly on the expected devices: egress where the
+        // message leaves, ingress where it arrives, never on a peer's index.
+        let on = |evs: &[HopEvent], eg: u32, ing: u32| {
+            evs.iter().all(|e| {
+                (e.hook == HookKind::TcEgress as u32 && e.ifindex == eg)
+                    || (e.hook == HookKind::TcIngress as u32 && e.ifindex == ing)
+            })
+        };
+        assert!(on(req, client_dev, server_dev), "seq {}: request events on wrong devices: {req:?}", p.seq);
+        assert!(on(rep, server_dev, client_dev), "seq {}: reply events on wrong devices: {rep:?}", p.seq);
     }
     let names: Vec<String> = topo.namespaces().iter().map(ToString::to_string).collect();
     drop(tracer);
@@ -132,14 +186,47 @@ async fn netlink_attach_traces_and_leaves_no_qdisc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_device_fails_cleanly() {
-    let Some(_root) = common::require_root() else { return };
+    let Some(_root) = common::require_root() else {
+        return;
+    };
     let topo = LabTopology::veth("vb").await.expect("topology");
-    let mut tracer = Tracer::load(&TraceConfig { ports: vec![7341], ..TraceConfig::default() }).expect("load");
+    let mut tracer = Tracer::load(&TraceConfig {
+        ports: vec![7341],
+        ..TraceConfig::default()
+    })
+    .expect("load");
     let bad = netbench::trace::HookDevice::new(topo.client.netns_ref(), "nosuchdev0");
-    let err = tracer.attach(&bad, TcMode::Auto).expect_err("attaching to a missing device must fail");
-    assert!(err.to_string().contains("nosuchdev0"), "the error names the device: {err}");
+    let err = tracer
+        .attach(&bad, TcMode::Auto)
+        .expect_err("attaching to a missing device must fail");
+    assert!(
+        err.to_string().contains("nosuchdev0"),
+        "the error names the device: {err}"
+    );
     assert!(tracer.attachments().is_empty());
     let names: Vec<String> = topo.namespaces().iter().map(ToString::to_string).collect();
     drop(topo);
     common::assert_gone(&names);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_ifindex_in_two_namespaces_is_refused() {
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    let topo = LabTopology::veth("vi").await.expect("topology");
+    let mut tracer = Tracer::load(&TraceConfig {
+        ports: vec![7351],
+        ..TraceConfig::default()
+    })
+    .expect("load");
+    // `lo` is ifindex 1 in every namespace.
+    let lo_c = netbench::trace::HookDevice::new(topo.client.netns_ref(), "lo");
+    let lo_s = netbench::trace::HookDevice::new(topo.server.netns_ref(), "lo");
+    tracer.attach(&lo_c, TcMode::Auto).expect("first lo");
+    let err = tracer.attach(&lo_s, TcMode::Auto).expect_err("second lo is ambiguous");
+    assert!(err.to_string().contains("share ifindex 1"), "{err}");
+    assert_eq!(tracer.attachments().len(), 2, "only the first lo (ingress+egress)");
+    tracer.detach_all().expect("detach");
+    common::assert_no_tc(&topo.client.netns_ref(), "lo").await;
 }

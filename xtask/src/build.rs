@@ -12,14 +12,15 @@ use crate::{
 };
 
 /// Cargo profile. `run` uses release; `test` and a plain `build` use debug.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     Debug,
     Release,
 }
 
 impl Profile {
-    fn dir(self) -> &'static str {
+    /// The profile's directory under the target directory.
+    pub fn dir(self) -> &'static str {
         match self {
             Self::Debug => "debug",
             Self::Release => "release",

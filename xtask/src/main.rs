@@ -20,7 +20,11 @@ use clap::{Parser, Subcommand};
 use crate::build::Profile;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "netbench developer tasks")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "netbench developer tasks"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -75,7 +79,7 @@ fn run_task(task: Task) -> Result<()> {
             } else {
                 Profile::Debug
             };
-            println!("build ({profile:?})");
+            println!("build ({})", profile.dir());
             build::build(profile).map(drop)
         }
         Task::Test { unit_only, no_lint } => test::test(test::Options { unit_only, no_lint }),
@@ -86,7 +90,7 @@ fn run_task(task: Task) -> Result<()> {
 /// Replaces xtask with `netbench run ...`, so signals and the exit code are netbench's own.
 fn run_netbench(mut args: Vec<OsString>) -> Result<()> {
     setup::all()?;
-    println!("build (Release)");
+    println!("build (release)");
     let bins = build::build(Profile::Release)?;
     if args.is_empty() {
         let out = cmd::workspace_root().join("results").join(utc_timestamp());

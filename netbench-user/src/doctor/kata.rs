@@ -18,8 +18,8 @@ pub(super) enum VhostNet {
 /// What the Kata verdict depends on.
 #[derive(Debug)]
 pub(super) struct KataFacts<'a> {
-    /// dockerd's registered runtime names; `None` when the daemon is unreachable.
-    pub runtimes: Option<&'a [String]>,
+    /// dockerd's registered runtime names, or why they are unknown.
+    pub runtimes: Result<&'a [String], &'a str>,
     /// Docker Engine version string (e.g. `20.10.24+dfsg1`); `None` when unreachable.
     pub engine_version: Option<&'a str>,
     /// `Ok` when the KVM probe ran a guest, else why not.
@@ -49,11 +49,11 @@ pub(super) fn engine_at_least(version: &str, major: u32) -> Option<bool> {
 pub(super) fn kata_item(facts: &KataFacts<'_>) -> Item {
     let mut reasons = Vec::new();
     let runtime = match facts.runtimes {
-        None => {
-            reasons.push("dockerd not reachable (its runtimes are unknown)".to_owned());
+        Err(why) => {
+            reasons.push(format!("dockerd runtimes unknown ({why})"));
             None
         }
-        Some(names) => {
+        Ok(names) => {
             let found = names.iter().find(|n| is_kata_runtime(n));
             if found.is_none() {
                 reasons.push("no kata runtime registered in dockerd".to_owned());
@@ -124,7 +124,7 @@ mod tests {
     fn this_machine_lists_every_reason() {
         let runtimes = names(&["io.containerd.runc.v2", "runc", "crun"]);
         let item = kata_item(&KataFacts {
-            runtimes: Some(&runtimes),
+            runtimes: Ok(&runtimes),
             engine_version: Some("20.10.24"),
             kvm: Err("KVM_RUN did not return within 5 s (guest hangs: use TCG)"),
             vhost_net: VhostNet::Absent,
@@ -143,7 +143,7 @@ mod tests {
     fn a_real_kata_host_is_ok() {
         let runtimes = names(&["runc", "io.containerd.kata.v2"]);
         let item = kata_item(&KataFacts {
-            runtimes: Some(&runtimes),
+            runtimes: Ok(&runtimes),
             engine_version: Some("28.2.2"),
             kvm: Ok(()),
             vhost_net: VhostNet::Present,
@@ -155,18 +155,18 @@ mod tests {
     #[test]
     fn each_single_gap_is_named() {
         let runtimes = names(&["kata"]);
-        let base = KataFacts { runtimes: Some(&runtimes), engine_version: Some("26.1.4"), kvm: Ok(()), vhost_net: VhostNet::Present };
+        let base = KataFacts { runtimes: Ok(&runtimes), engine_version: Some("26.1.4"), kvm: Ok(()), vhost_net: VhostNet::Present };
         assert_eq!(kata_item(&base).status, Status::Ok);
 
         let no_vhost = kata_item(&KataFacts { vhost_net: VhostNet::NotLoaded, ..base });
         assert_eq!(no_vhost.status, Status::Missing);
         assert_eq!(no_vhost.detail, "/dev/vhost-net missing (module not loaded: modprobe vhost_net)");
 
-        let no_kvm = kata_item(&KataFacts { runtimes: Some(&runtimes), engine_version: Some("26.1.4"), kvm: Err("/dev/kvm missing"), vhost_net: VhostNet::Present });
+        let no_kvm = kata_item(&KataFacts { runtimes: Ok(&runtimes), engine_version: Some("26.1.4"), kvm: Err("/dev/kvm missing"), vhost_net: VhostNet::Present });
         assert_eq!(no_kvm.detail, "KVM not usable: /dev/kvm missing");
 
-        let no_daemon = kata_item(&KataFacts { runtimes: None, engine_version: None, kvm: Ok(()), vhost_net: VhostNet::Present });
+        let no_daemon = kata_item(&KataFacts { runtimes: Err("dockerd not reachable"), engine_version: None, kvm: Ok(()), vhost_net: VhostNet::Present });
         assert_eq!(no_daemon.status, Status::Missing);
-        assert_eq!(no_daemon.detail, "dockerd not reachable (its runtimes are unknown)");
+        assert_eq!(no_daemon.detail, "dockerd runtimes unknown (dockerd not reachable)");
     }
 }

@@ -69,10 +69,24 @@ impl LabTopology {
             netlink::set_up(h, ifname).await?;
             netlink::set_up(h, "lo").await?;
         }
-        let client = Endpoint { netns: client_ns, ifname: cif, ip: cip };
-        let server = Endpoint { netns: server_ns, ifname: sif, ip: sip };
+        let client = Endpoint {
+            netns: client_ns,
+            ifname: cif,
+            ip: cip,
+        };
+        let server = Endpoint {
+            netns: server_ns,
+            ifname: sif,
+            ip: sip,
+        };
         let hooks = vec![client.hook(), server.hook()];
-        Ok(Self { path: "veth", client, server, hooks, extra: Vec::new() })
+        Ok(Self {
+            path: "veth",
+            client,
+            server,
+            hooks,
+            extra: Vec::new(),
+        })
     }
 
     /// Every namespace of the topology.

@@ -49,6 +49,8 @@ pub enum TraceError {
         #[source]
         source: std::io::Error,
     },
+    #[error("devices {first} and {second} share ifindex {ifindex}: events could not tell them apart")]
+    AmbiguousIfindex { ifindex: u32, first: String, second: String },
     #[error("ring buffer: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -75,7 +77,11 @@ pub struct TraceConfig {
 
 impl Default for TraceConfig {
     fn default() -> Self {
-        Self { ports: vec![], mode: TraceMode::Events, ring_bytes: 1 << 22 }
+        Self {
+            ports: vec![],
+            mode: TraceMode::Events,
+            ring_bytes: 1 << 22,
+        }
     }
 }
 
@@ -105,9 +111,14 @@ impl Tracer {
             .load(EBPF_OBJECT)
             .map_err(TraceError::Load)?;
         for name in [names::TC_INGRESS, names::TC_EGRESS] {
-            tc::classifier(&mut ebpf, name)?.load().map_err(|source| TraceError::Program { name, source })?;
+            tc::classifier(&mut ebpf, name)?
+                .load()
+                .map_err(|source| TraceError::Program { name, source })?;
         }
-        Ok(Self { ebpf, attachments: Vec::new() })
+        Ok(Self {
+            ebpf,
+            attachments: Vec::new(),
+        })
     }
 
     /// Attach both tc programs (ingress and egress) to `device`.
@@ -115,6 +126,18 @@ impl Tracer {
     /// # Errors
     /// When the namespace cannot be entered or the kernel refuses the attachment.
     pub fn attach(&mut self, device: &HookDevice, mode: TcMode) -> Result<(), TraceError> {
+        // Events name devices by ifindex: two traced devices must not share one.
+        let ifindex = tc::ifindex_of(device)?;
+        if let Some(other) = self.attachments.iter().find(|a| a.ifindex == ifindex && a.device != *device) {
+            return Err(TraceError::AmbiguousIfindex {
+                ifindex,
+                first: other.device.to_string(),
+                second: device.to_string(),
+            });
+        }
+        if self.attachments.iter().any(|a| a.device == *device) {
+            return Ok(());
+        }
         let mut new = tc::attach_both(&mut self.ebpf, device, mode)?;
         self.attachments.append(&mut new);
         Ok(())
@@ -139,7 +162,10 @@ impl Tracer {
     /// # Errors
     /// When the map is missing (a build mismatch).
     pub fn take_reader(&mut self) -> Result<EventReader, TraceError> {
-        let map = self.ebpf.take_map(names::EVENTS).ok_or(TraceError::Missing(names::EVENTS))?;
+        let map = self
+            .ebpf
+            .take_map(names::EVENTS)
+            .ok_or(TraceError::Missing(names::EVENTS))?;
         EventReader::new(map)
     }
 
@@ -166,8 +192,11 @@ impl Tracer {
 
     fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, TraceError> {
         let m = self.ebpf.map(map).ok_or(TraceError::Missing(map))?;
-        let arr = PerCpuArray::<_, u64>::try_from(m).map_err(|source| TraceError::Map { name: map, source })?;
-        let values = arr.get(&index, 0).map_err(|source| TraceError::Map { name: map, source })?;
+        let arr = PerCpuArray::<_, u64>::try_from(m)
+            .map_err(|source| TraceError::Map { name: map, source })?;
+        let values = arr
+            .get(&index, 0)
+            .map_err(|source| TraceError::Map { name: map, source })?;
         Ok(values.iter().sum())
     }
 }

@@ -28,12 +28,18 @@ pub struct EventReader {
 
 impl EventReader {
     pub(super) fn new(map: Map) -> Result<Self, TraceError> {
-        let ring = RingBuf::try_from(map).map_err(|source| TraceError::Map { name: netbench_common::names::EVENTS, source })?;
+        let ring = RingBuf::try_from(map).map_err(|source| TraceError::Map {
+            name: netbench_common::names::EVENTS,
+            source,
+        })?;
         // SAFETY: the fd belongs to `ring`, which the AsyncFd owns from here on; the map fd
         // stays open and unchanged until the AsyncFd is dropped.
         let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
             .map_err(|e| TraceError::Io(std::io::Error::other(e.to_string())))?;
-        Ok(Self { fd, stats: ReaderStats::default() })
+        Ok(Self {
+            fd,
+            stats: ReaderStats::default(),
+        })
     }
 
     #[must_use]
@@ -103,7 +109,9 @@ impl EventReader {
         let full = std::mem::replace(batch, Vec::with_capacity(1024));
         if let Err(e) = tx.try_send(full) {
             let lost = match e {
-                mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b) => b.len(),
+                mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b) => {
+                    b.len()
+                }
             };
             self.stats.dropped += lost as u64;
         }

@@ -29,14 +29,26 @@ fn tc_probe(mode: TcMode) -> Probe {
     if mode == TcMode::Tcx && !super::tc::tcx_supported() {
         return Err("kernel < 6.6 has no tcx".into());
     }
-    let ns = OwnedNetns::create(&unique_name(if mode == TcMode::Tcx { "dr-tcx" } else { "dr-nl" }))
-        .map_err(|e| format!("creating a test netns: {e}"))?;
-    let mut tracer = Tracer::load(&TraceConfig { ports: vec![1], ..TraceConfig::default() }).map_err(|e| e.to_string())?;
-    tracer.attach(&HookDevice::new(ns.reference(), "lo"), mode).map_err(|e| e.to_string())?;
+    let ns = OwnedNetns::create(&unique_name(if mode == TcMode::Tcx {
+        "dr-tcx"
+    } else {
+        "dr-nl"
+    }))
+    .map_err(|e| format!("creating a test netns: {e}"))?;
+    let mut tracer = Tracer::load(&TraceConfig {
+        ports: vec![1],
+        ..TraceConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    tracer
+        .attach(&HookDevice::new(ns.reference(), "lo"), mode)
+        .map_err(|e| e.to_string())?;
     let n = tracer.attachments().len();
     tracer.detach_all().map_err(|e| format!("detach: {e}"))?;
     drop(ns);
-    Ok(format!("loaded, attached ingress+egress ({n} links), detached"))
+    Ok(format!(
+        "loaded, attached ingress+egress ({n} links), detached"
+    ))
 }
 
 fn load_object() -> Result<Ebpf, String> {
@@ -51,7 +63,9 @@ fn tracepoint_probe() -> Probe {
         .try_into()
         .map_err(|e| format!("{e}"))?;
     prog.load().map_err(|e| format!("load: {e}"))?;
-    let link = prog.attach("net", "net_dev_queue").map_err(|e| format!("attach net:net_dev_queue: {e}"))?;
+    let link = prog
+        .attach("net", "net_dev_queue")
+        .map_err(|e| format!("attach net:net_dev_queue: {e}"))?;
     prog.detach(link).map_err(|e| format!("detach: {e}"))?;
     Ok("net:net_dev_queue loaded, attached, detached".into())
 }
@@ -64,7 +78,8 @@ fn tp_btf_probe() -> Probe {
         .ok_or("program missing")?
         .try_into()
         .map_err(|e| format!("{e}"))?;
-    prog.load("net_dev_queue", &btf).map_err(|e| format!("load: {e}"))?;
+    prog.load("net_dev_queue", &btf)
+        .map_err(|e| format!("load: {e}"))?;
     let link = prog.attach().map_err(|e| format!("attach: {e}"))?;
     prog.detach(link).map_err(|e| format!("detach: {e}"))?;
     Ok("tp_btf/net_dev_queue loaded, attached, detached".into())

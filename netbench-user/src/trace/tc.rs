@@ -34,7 +34,10 @@ pub struct HookDevice {
 impl HookDevice {
     #[must_use]
     pub fn new(netns: NetnsRef, ifname: impl Into<String>) -> Self {
-        Self { netns, ifname: ifname.into() }
+        Self {
+            netns,
+            ifname: ifname.into(),
+        }
     }
 }
 
@@ -52,12 +55,17 @@ pub struct Attachment {
     pub attach_type: &'static str,
     /// `tcx` or `netlink`.
     pub mode: &'static str,
+    /// The device's index in its namespace: what events carry.
+    pub ifindex: u32,
     link: Option<SchedClassifierLinkId>,
     /// netlink mode: this attachment added the clsact qdisc and removes it at detach.
     added_clsact: bool,
 }
 
-pub(super) fn classifier<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier, TraceError> {
+pub(super) fn classifier<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier, TraceError> {
     ebpf.program_mut(name)
         .ok_or(TraceError::Missing(name))?
         .try_into()
@@ -78,9 +86,28 @@ pub fn tcx_supported() -> bool {
     aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0))
 }
 
+/// The index of `device` in its namespace.
+///
+/// # Errors
+/// When the namespace cannot be entered or there is no such device.
+pub fn ifindex_of(device: &HookDevice) -> Result<u32, TraceError> {
+    let name = device.ifname.clone();
+    in_netns(&device.netns, move || nix::net::if_::if_nametoindex(name.as_str()))
+        .and_then(|r| r.map_err(std::io::Error::from))
+        .map_err(|source| TraceError::Netns {
+            netns: format!("{} (device {})", device.netns, device.ifname),
+            source,
+        })
+}
+
 /// Attach ingress and egress programs to `device`.
-pub(super) fn attach_both(ebpf: &mut Ebpf, device: &HookDevice, mode: TcMode) -> Result<Vec<Attachment>, TraceError> {
+pub(super) fn attach_both(
+    ebpf: &mut Ebpf,
+    device: &HookDevice,
+    mode: TcMode,
+) -> Result<Vec<Attachment>, TraceError> {
     let mode = resolve(mode);
+    let ifindex = ifindex_of(device)?;
     let mut done = Vec::with_capacity(2);
     for (program, attach_type, kind) in [
         (names::TC_INGRESS, TcAttachType::Ingress, "ingress"),
@@ -109,15 +136,23 @@ pub(super) fn attach_both(ebpf: &mut Ebpf, device: &HookDevice, mode: TcMode) ->
             }
             res.map(|link| (link, added_clsact))
         })
-        .map_err(|source| TraceError::Netns { netns: device.netns.to_string(), source })?;
+        .map_err(|source| TraceError::Netns {
+            netns: device.netns.to_string(),
+            source,
+        })?;
         match attached {
             Ok((link, added_clsact)) => done.push(Attachment {
                 device: device.clone(),
                 program,
                 attach_type: kind,
-                mode: if mode == TcMode::Netlink { "netlink" } else { "tcx" },
+                mode: if mode == TcMode::Netlink {
+                    "netlink"
+                } else {
+                    "tcx"
+                },
                 link: Some(link),
                 added_clsact,
+                ifindex,
             }),
             Err(source) => {
                 // Leave nothing half-attached behind.

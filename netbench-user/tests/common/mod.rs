@@ -21,7 +21,10 @@ pub fn require_root() -> Option<Root> {
 
 /// No namespace of `names` is left in /run/netns.
 pub fn assert_gone(names: &[String]) {
-    let left: Vec<String> = netns::list_owned().into_iter().filter(|n| names.contains(n)).collect();
+    let left: Vec<String> = netns::list_owned()
+        .into_iter()
+        .filter(|n| names.contains(n))
+        .collect();
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
 }
 
@@ -30,13 +33,20 @@ pub async fn assert_no_tc(ns: &NetnsRef, ifname: &str) {
     let h = netlink::handle_in(ns).expect("netlink");
     let index = netlink::index_of(&h, ifname).await.expect("ifindex");
     let kinds = netlink::qdisc_kinds(&h, index).await.expect("qdiscs");
-    assert!(!kinds.iter().any(|k| k == "clsact" || k == "ingress"), "{ifname}@{ns}: tc qdisc left: {kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k == "clsact" || k == "ingress"),
+        "{ifname}@{ns}: tc qdisc left: {kinds:?}"
+    );
     let name = ifname.to_owned();
     let progs = netns::in_netns(ns, move || {
         use aya::programs::{SchedClassifier, TcAttachType};
         [TcAttachType::Ingress, TcAttachType::Egress]
             .into_iter()
-            .map(|t| SchedClassifier::query_tcx(&name, t).map(|(_, p)| p.len()).unwrap_or(0))
+            .map(|t| {
+                SchedClassifier::query_tcx(&name, t)
+                    .map(|(_, p)| p.len())
+                    .unwrap_or(0)
+            })
             .sum::<usize>()
     })
     .expect("netns");
