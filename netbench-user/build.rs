@@ -1,4 +1,4 @@
-//! Builds the eBPF object with the pinned nightly (platform.md) and leaves it in OUT_DIR,
+//! Builds the eBPF object with the pinned nightly (platform.md) and leaves it in `OUT_DIR`,
 //! where `trace::EBPF_OBJECT` embeds it.
 use anyhow::Context as _;
 use aya_build::{Package, Toolchain};
@@ -9,7 +9,11 @@ const EBPF_TOOLCHAIN: &str = "nightly-2026-05-20";
 fn main() -> anyhow::Result<()> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../netbench-ebpf");
     aya_build::build_ebpf(
-        [Package { name: "netbench-ebpf", root_dir: root, ..Default::default() }],
+        [Package {
+            name: "netbench-ebpf",
+            root_dir: root,
+            ..Default::default()
+        }],
         Toolchain::Custom(EBPF_TOOLCHAIN),
     )
     .context("building the eBPF programs (run `cargo xtask setup` for the toolchain)")

@@ -21,7 +21,7 @@ pub struct DeviceId {
 /// Where a point of a timeline comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum PointSource {
-    /// The client agent's send stamp (CLOCK_MONOTONIC).
+    /// The client agent's send stamp (`CLOCK_MONOTONIC`).
     ClientSend,
     /// The client agent's receive stamp.
     ClientRecv,
@@ -180,7 +180,9 @@ pub fn correlate(
         let source = PointSource::Tc {
             kind,
             dir: dir.into(),
-            device: DeviceId { ifindex: ev.ifindex },
+            device: DeviceId {
+                ifindex: ev.ifindex,
+            },
         };
         let (Some(&i), Some(slot)) = (index_of_point.get(&source), slots.get_mut(&ev.seq)) else {
             stats.unplaced_events += 1;

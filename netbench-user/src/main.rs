@@ -41,6 +41,10 @@ fn main() -> ExitCode {
     }
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the parsed command line is consumed here"
+)]
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor {

@@ -26,7 +26,7 @@ pub const NETNS_PREFIX: &str = "nb-";
 pub enum NetnsRef {
     /// The namespace of the netbench process itself (the "host" namespace).
     Current,
-    /// A namespace file: `/run/netns/NAME`, `/proc/PID/ns/net`, a Docker SandboxKey.
+    /// A namespace file: `/run/netns/NAME`, `/proc/PID/ns/net`, a Docker `SandboxKey`.
     Path(PathBuf),
 }
 

@@ -13,7 +13,7 @@ use netbench::{
     agent::{AgentServer, RrSpec, run_rr},
     lab::LabTopology,
     netlink,
-    netns::{self, NetnsRef},
+    netns::NetnsRef,
     trace::{TcMode, TraceConfig, Tracer},
 };
 use netbench_common::{Direction, HookKind, HopEvent, PROTO_TCP, PROTO_UDP};
@@ -24,6 +24,7 @@ async fn device_id(ns: &NetnsRef, ifname: &str) -> u32 {
     netlink::index_of(&h, ifname).await.expect("ifindex")
 }
 
+#[expect(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode) {
     let Some(_root) = common::require_root() else {
         return;
@@ -33,7 +34,10 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
         .expect("building the veth topology");
     let client_dev = device_id(&topo.client.netns_ref(), &topo.client.ifname).await;
     let server_dev = device_id(&topo.server.netns_ref(), &topo.server.ifname).await;
-    assert_ne!(client_dev, server_dev, "the tracer needs distinct ifindexes");
+    assert_ne!(
+        client_dev, server_dev,
+        "the tracer needs distinct ifindexes"
+    );
 
     let mut tracer = Tracer::load(&TraceConfig {
         ports: vec![port],
@@ -160,8 +164,16 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
                     || (e.hook == HookKind::TcIngress as u32 && e.ifindex == ing)
             })
         };
-        assert!(on(req, client_dev, server_dev), "seq {}: request events on wrong devices: {req:?}", p.seq);
-        assert!(on(rep, server_dev, client_dev), "seq {}: reply events on wrong devices: {rep:?}", p.seq);
+        assert!(
+            on(req, client_dev, server_dev),
+            "seq {}: request events on wrong devices: {req:?}",
+            p.seq
+        );
+        assert!(
+            on(rep, server_dev, client_dev),
+            "seq {}: reply events on wrong devices: {rep:?}",
+            p.seq
+        );
     }
     let names: Vec<String> = topo.namespaces().iter().map(ToString::to_string).collect();
     drop(tracer);
@@ -224,9 +236,15 @@ async fn same_ifindex_in_two_namespaces_is_refused() {
     let lo_c = netbench::trace::HookDevice::new(topo.client.netns_ref(), "lo");
     let lo_s = netbench::trace::HookDevice::new(topo.server.netns_ref(), "lo");
     tracer.attach(&lo_c, TcMode::Auto).expect("first lo");
-    let err = tracer.attach(&lo_s, TcMode::Auto).expect_err("second lo is ambiguous");
+    let err = tracer
+        .attach(&lo_s, TcMode::Auto)
+        .expect_err("second lo is ambiguous");
     assert!(err.to_string().contains("share ifindex 1"), "{err}");
-    assert_eq!(tracer.attachments().len(), 2, "only the first lo (ingress+egress)");
+    assert_eq!(
+        tracer.attachments().len(),
+        2,
+        "only the first lo (ingress+egress)"
+    );
     tracer.detach_all().expect("detach");
     common::assert_no_tc(&topo.client.netns_ref(), "lo").await;
 }

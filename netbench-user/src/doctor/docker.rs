@@ -39,8 +39,12 @@ impl DockerFacts {
     pub(super) fn runtime_names(&self) -> Result<&[String], &str> {
         match self {
             Self::Unreachable(_) => Err("dockerd not reachable"),
-            Self::Reachable { runtimes: Ok(r), .. } => Ok(&r.names),
-            Self::Reachable { runtimes: Err(_), .. } => Err("docker info failed"),
+            Self::Reachable {
+                runtimes: Ok(r), ..
+            } => Ok(&r.names),
+            Self::Reachable {
+                runtimes: Err(_), ..
+            } => Err("docker info failed"),
         }
     }
 
@@ -55,7 +59,12 @@ impl DockerFacts {
 /// Ask the local daemon (`DOCKER_HOST=unix://...` or `/var/run/docker.sock`), bounded in time.
 pub(super) async fn gather() -> DockerFacts {
     let deadline = Instant::now() + DOCKER_TIMEOUT;
-    let timed_out = || DockerFacts::Unreachable(format!("dockerd did not answer within {} s: restart it or run `cargo xtask setup`", DOCKER_TIMEOUT.as_secs()));
+    let timed_out = || {
+        DockerFacts::Unreachable(format!(
+            "dockerd did not answer within {} s: restart it or run `cargo xtask setup`",
+            DOCKER_TIMEOUT.as_secs()
+        ))
+    };
 
     let docker = match Docker::connect_with_local_defaults() {
         Ok(d) => d,
@@ -72,9 +81,15 @@ pub(super) async fn gather() -> DockerFacts {
         Err(_) => return timed_out(),
     };
     let runtimes = match timeout_at(deadline, docker.info()).await {
-        Ok(Ok(info)) => Ok(runtimes_from(info.runtimes.map(|r| r.into_keys().collect()), info.default_runtime)),
+        Ok(Ok(info)) => Ok(runtimes_from(
+            info.runtimes.map(|r| r.into_keys().collect()),
+            info.default_runtime,
+        )),
         Ok(Err(e)) => Err(format!("docker info: {e}")),
-        Err(_) => Err(format!("docker info did not answer within {} s", DOCKER_TIMEOUT.as_secs())),
+        Err(_) => Err(format!(
+            "docker info did not answer within {} s",
+            DOCKER_TIMEOUT.as_secs()
+        )),
     };
     DockerFacts::Reachable {
         engine: version.version.unwrap_or_else(|| "unknown".to_owned()),
@@ -103,7 +118,9 @@ fn unreachable_reason(e: &bollard::errors::Error) -> String {
                 io::ErrorKind::PermissionDenied => {
                     format!("permission denied on the Docker socket: run as root ({io})")
                 }
-                io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => format!("{NOT_RUNNING} ({io})"),
+                io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => {
+                    format!("{NOT_RUNNING} ({io})")
+                }
                 _ => format!("cannot talk to dockerd: {io}"),
             };
         }
@@ -116,25 +133,45 @@ fn unreachable_reason(e: &bollard::errors::Error) -> String {
 pub(super) fn docker_item(facts: &DockerFacts) -> Item {
     match facts {
         DockerFacts::Unreachable(why) => Item::new("docker", Status::Missing, why),
-        DockerFacts::Reachable { engine, api, negotiated, .. } => {
-            Item::new("docker", Status::Ok, format!("Docker Engine {engine}, API {api} (client uses {negotiated})"))
-        }
+        DockerFacts::Reachable {
+            engine,
+            api,
+            negotiated,
+            ..
+        } => Item::new(
+            "docker",
+            Status::Ok,
+            format!("Docker Engine {engine}, API {api} (client uses {negotiated})"),
+        ),
     }
 }
 
 /// `runtimes`: what dockerd has registered; Ok only when `runc` is among them.
 pub(super) fn runtimes_item(facts: &DockerFacts) -> Item {
     let runtimes = match facts {
-        DockerFacts::Unreachable(_) => return Item::new("runtimes", Status::Missing, "dockerd not reachable"),
-        DockerFacts::Reachable { runtimes: Err(why), .. } => return Item::new("runtimes", Status::Failed, why),
-        DockerFacts::Reachable { runtimes: Ok(r), .. } => r,
+        DockerFacts::Unreachable(_) => {
+            return Item::new("runtimes", Status::Missing, "dockerd not reachable");
+        }
+        DockerFacts::Reachable {
+            runtimes: Err(why), ..
+        } => return Item::new("runtimes", Status::Failed, why),
+        DockerFacts::Reachable {
+            runtimes: Ok(r), ..
+        } => r,
     };
     let default = runtimes.default.as_deref().unwrap_or("unknown");
-    let listing = format!("default {default}; registered: {}", runtimes.names.join(", "));
+    let listing = format!(
+        "default {default}; registered: {}",
+        runtimes.names.join(", ")
+    );
     if runtimes.names.iter().any(|n| n == "runc") {
         Item::new("runtimes", Status::Ok, listing)
     } else {
-        Item::new("runtimes", Status::Warn, format!("no runc runtime; {listing}"))
+        Item::new(
+            "runtimes",
+            Status::Warn,
+            format!("no runc runtime; {listing}"),
+        )
     }
 }
 
@@ -158,9 +195,21 @@ mod tests {
     fn reachable_daemon() {
         let facts = reachable(&["runc", "io.containerd.runc.v2", "crun"], "runc");
         let docker = docker_item(&facts);
-        assert_eq!((docker.status, docker.detail.as_str()), (Status::Ok, "Docker Engine 20.10.24+dfsg1, API 1.41 (client uses 1.41)"));
+        assert_eq!(
+            (docker.status, docker.detail.as_str()),
+            (
+                Status::Ok,
+                "Docker Engine 20.10.24+dfsg1, API 1.41 (client uses 1.41)"
+            )
+        );
         let rt = runtimes_item(&facts);
-        assert_eq!((rt.status, rt.detail.as_str()), (Status::Ok, "default runc; registered: crun, io.containerd.runc.v2, runc"));
+        assert_eq!(
+            (rt.status, rt.detail.as_str()),
+            (
+                Status::Ok,
+                "default runc; registered: crun, io.containerd.runc.v2, runc"
+            )
+        );
         assert_eq!(facts.engine_version(), Some("20.10.24+dfsg1"));
         assert_eq!(facts.runtime_names().map(<[String]>::len), Ok(3));
     }
@@ -174,10 +223,15 @@ mod tests {
 
     #[test]
     fn unreachable_daemon() {
-        let facts = DockerFacts::Unreachable(format!("{NOT_RUNNING} (no socket at /var/run/docker.sock)"));
+        let facts =
+            DockerFacts::Unreachable(format!("{NOT_RUNNING} (no socket at /var/run/docker.sock)"));
         let docker = docker_item(&facts);
         assert_eq!(docker.status, Status::Missing);
-        assert!(docker.detail.starts_with("dockerd not running: start it or run `cargo xtask setup`"));
+        assert!(
+            docker
+                .detail
+                .starts_with("dockerd not running: start it or run `cargo xtask setup`")
+        );
         assert_eq!(runtimes_item(&facts).status, Status::Missing);
         assert_eq!(facts.engine_version(), None);
         assert!(facts.runtime_names().is_err());

@@ -13,7 +13,12 @@ const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 const BTF_MAGIC: u16 = 0xEB9F;
 
 /// The capabilities netbench needs, with their bit numbers in `CapEff`.
-const CAPS: [(&str, u32); 4] = [("CAP_BPF", 39), ("CAP_NET_ADMIN", 12), ("CAP_SYS_ADMIN", 21), ("CAP_PERFMON", 38)];
+const CAPS: [(&str, u32); 4] = [
+    ("CAP_BPF", 39),
+    ("CAP_NET_ADMIN", 12),
+    ("CAP_SYS_ADMIN", 21),
+    ("CAP_PERFMON", 38),
+];
 
 // ---- root -------------------------------------------------------------------------------
 
@@ -22,7 +27,9 @@ pub(super) fn root_item() -> Item {
     let euid = nix::unistd::geteuid().as_raw();
     let cap_eff = std::fs::read_to_string("/proc/self/status")
         .map_err(|e| format!("/proc/self/status: {e}"))
-        .and_then(|s| parse_cap_eff(&s).ok_or_else(|| "no CapEff line in /proc/self/status".to_owned()));
+        .and_then(|s| {
+            parse_cap_eff(&s).ok_or_else(|| "no CapEff line in /proc/self/status".to_owned())
+        });
     root_from(euid, cap_eff)
 }
 
@@ -35,12 +42,22 @@ pub(super) fn parse_cap_eff(status: &str) -> Option<u64> {
 fn root_from(euid: u32, cap_eff: Result<u64, String>) -> Item {
     let caps = match cap_eff {
         Ok(mask) => {
-            let (have, lack): (Vec<_>, Vec<_>) = CAPS.iter().partition(|(_, bit)| mask & (1 << bit) != 0);
-            let names = |caps: Vec<&(&str, u32)>| caps.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ");
+            let (have, lack): (Vec<_>, Vec<_>) =
+                CAPS.iter().partition(|(_, bit)| mask & (1 << bit) != 0);
+            let names = |caps: Vec<&(&str, u32)>| {
+                caps.iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             match (have.is_empty(), lack.is_empty()) {
                 (_, true) => Ok(format!("{} effective", names(have))),
                 (true, false) => Err(format!("none of {} effective", names(lack))),
-                (false, false) => Err(format!("effective: {}; not effective: {}", names(have), names(lack))),
+                (false, false) => Err(format!(
+                    "effective: {}; not effective: {}",
+                    names(have),
+                    names(lack)
+                )),
             }
         }
         Err(reason) => Err(format!("capabilities unknown: {reason}")),
@@ -48,9 +65,11 @@ fn root_from(euid: u32, cap_eff: Result<u64, String>) -> Item {
     match (euid, caps) {
         (0, Ok(caps)) => Item::new("root", Status::Ok, format!("euid 0; {caps}")),
         (0, Err(caps)) => Item::new("root", Status::Warn, format!("euid 0; {caps}")),
-        (euid, Ok(caps) | Err(caps)) => {
-            Item::new("root", Status::Missing, format!("not root (euid {euid}): run as root; {caps}"))
-        }
+        (euid, Ok(caps) | Err(caps)) => Item::new(
+            "root",
+            Status::Missing,
+            format!("not root (euid {euid}): run as root; {caps}"),
+        ),
     }
 }
 
@@ -98,24 +117,37 @@ fn check_btf(path: &Path) -> Result<u64, BtfProblem> {
         _ => BtfProblem::Unreadable(e),
     })?;
     let mut magic = [0u8; 2];
-    file.read_exact(&mut magic).map_err(BtfProblem::Unreadable)?;
+    file.read_exact(&mut magic)
+        .map_err(BtfProblem::Unreadable)?;
     let magic = u16::from_ne_bytes(magic);
     if magic != BTF_MAGIC {
         return Err(BtfProblem::NotBtf(magic));
     }
-    file.metadata().map(|m| m.len()).map_err(BtfProblem::Unreadable)
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(BtfProblem::Unreadable)
 }
 
 fn btf_from(path: &str, check: Result<u64, BtfProblem>) -> Item {
     match check {
-        Ok(size) => Item::new("btf", Status::Ok, format!("{path}, {} ({size} bytes)", mib(size))),
-        Err(BtfProblem::Absent) => {
-            Item::new("btf", Status::Missing, format!("{path} missing: kernel built without CONFIG_DEBUG_INFO_BTF"))
+        Ok(size) => Item::new(
+            "btf",
+            Status::Ok,
+            format!("{path}, {} ({size} bytes)", mib(size)),
+        ),
+        Err(BtfProblem::Absent) => Item::new(
+            "btf",
+            Status::Missing,
+            format!("{path} missing: kernel built without CONFIG_DEBUG_INFO_BTF"),
+        ),
+        Err(BtfProblem::Unreadable(e)) => {
+            Item::new("btf", Status::Failed, format!("{path} unreadable: {e}"))
         }
-        Err(BtfProblem::Unreadable(e)) => Item::new("btf", Status::Failed, format!("{path} unreadable: {e}")),
-        Err(BtfProblem::NotBtf(magic)) => {
-            Item::new("btf", Status::Failed, format!("{path} is not BTF (magic {magic:#06x}, expected {BTF_MAGIC:#06x})"))
-        }
+        Err(BtfProblem::NotBtf(magic)) => Item::new(
+            "btf",
+            Status::Failed,
+            format!("{path} is not BTF (magic {magic:#06x}, expected {BTF_MAGIC:#06x})"),
+        ),
     }
 }
 
@@ -135,7 +167,9 @@ pub(super) struct Mount {
 }
 
 pub(super) fn read_mounts() -> Result<Vec<Mount>, String> {
-    std::fs::read_to_string("/proc/mounts").map(|t| parse_mounts(&t)).map_err(|e| format!("/proc/mounts: {e}"))
+    std::fs::read_to_string("/proc/mounts")
+        .map(|t| parse_mounts(&t))
+        .map_err(|e| format!("/proc/mounts: {e}"))
 }
 
 /// Parse `/proc/mounts` text: `device mountpoint fstype options dump pass`.
@@ -153,12 +187,21 @@ pub(super) fn parse_mounts(text: &str) -> Vec<Mount> {
 
 /// `/proc/mounts` writes space, tab, newline and backslash as octal escapes.
 fn unescape_mount_field(field: &str) -> String {
-    field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// `tracefs`: mounted somewhere (tracepoint attach needs it).
 pub(super) fn tracefs_item(mounts: Result<&[Mount], &String>) -> Item {
-    mount_item("tracefs", "tracefs", "mount -t tracefs nodev /sys/kernel/tracing", mounts)
+    mount_item(
+        "tracefs",
+        "tracefs",
+        "mount -t tracefs nodev /sys/kernel/tracing",
+        mounts,
+    )
 }
 
 /// `bpffs`: mounted somewhere (pinning maps and links needs it).
@@ -166,16 +209,29 @@ pub(super) fn bpffs_item(mounts: Result<&[Mount], &String>) -> Item {
     mount_item("bpffs", "bpf", "mount -t bpf bpf /sys/fs/bpf", mounts)
 }
 
-fn mount_item(name: &str, fstype: &str, mount_hint: &str, mounts: Result<&[Mount], &String>) -> Item {
+fn mount_item(
+    name: &str,
+    fstype: &str,
+    mount_hint: &str,
+    mounts: Result<&[Mount], &String>,
+) -> Item {
     let mounts = match mounts {
         Ok(m) => m,
         Err(reason) => return Item::new(name, Status::Failed, reason),
     };
-    let points: Vec<&str> = mounts.iter().filter(|m| m.fstype == fstype).map(|m| m.mountpoint.as_str()).collect();
+    let points: Vec<&str> = mounts
+        .iter()
+        .filter(|m| m.fstype == fstype)
+        .map(|m| m.mountpoint.as_str())
+        .collect();
     if points.is_empty() {
         Item::new(name, Status::Missing, format!("not mounted: {mount_hint}"))
     } else {
-        Item::new(name, Status::Ok, format!("mounted at {}", points.join(", ")))
+        Item::new(
+            name,
+            Status::Ok,
+            format!("mounted at {}", points.join(", ")),
+        )
     }
 }
 
@@ -186,12 +242,19 @@ pub(super) fn vhost_net() -> VhostNet {
     if Path::new("/dev/vhost-net").exists() {
         return VhostNet::Present;
     }
-    let Ok(release) = kernel_release() else { return VhostNet::Absent };
+    let Ok(release) = kernel_release() else {
+        return VhostNet::Absent;
+    };
     let modules = Path::new("/lib/modules").join(release);
     let listed = ["modules.dep", "modules.builtin"].iter().any(|index| {
-        std::fs::read_to_string(modules.join(index)).is_ok_and(|text| text.contains("/vhost_net.ko"))
+        std::fs::read_to_string(modules.join(index))
+            .is_ok_and(|text| text.contains("/vhost_net.ko"))
     });
-    if listed { VhostNet::NotLoaded } else { VhostNet::Absent }
+    if listed {
+        VhostNet::NotLoaded
+    } else {
+        VhostNet::Absent
+    }
 }
 
 #[cfg(test)]
@@ -211,7 +274,10 @@ mod tests {
     fn root_with_all_caps_is_ok() {
         let i = root_from(0, Ok(0x0000_01ff_feff_ffff));
         assert_eq!(i.status, Status::Ok);
-        assert_eq!(i.detail, "euid 0; CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON effective");
+        assert_eq!(
+            i.detail,
+            "euid 0; CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON effective"
+        );
     }
 
     #[test]
@@ -237,9 +303,21 @@ mod tests {
     #[test]
     fn btf_outcomes() {
         let ok = btf_from(VMLINUX_BTF, Ok(5_516_713));
-        assert_eq!((ok.status, ok.detail.as_str()), (Status::Ok, "/sys/kernel/btf/vmlinux, 5.2 MiB (5516713 bytes)"));
-        assert_eq!(btf_from(VMLINUX_BTF, Err(BtfProblem::Absent)).status, Status::Missing);
-        assert_eq!(btf_from(VMLINUX_BTF, Err(BtfProblem::NotBtf(0x7f45))).status, Status::Failed);
+        assert_eq!(
+            (ok.status, ok.detail.as_str()),
+            (
+                Status::Ok,
+                "/sys/kernel/btf/vmlinux, 5.2 MiB (5516713 bytes)"
+            )
+        );
+        assert_eq!(
+            btf_from(VMLINUX_BTF, Err(BtfProblem::Absent)).status,
+            Status::Missing
+        );
+        assert_eq!(
+            btf_from(VMLINUX_BTF, Err(BtfProblem::NotBtf(0x7f45))).status,
+            Status::Failed
+        );
     }
 
     #[test]
@@ -249,11 +327,17 @@ mod tests {
                     none /my\\040bpf bpf rw 0 0\n";
         let mounts = parse_mounts(text);
         let t = tracefs_item(Ok(&mounts));
-        assert_eq!((t.status, t.detail.as_str()), (Status::Ok, "mounted at /sys/kernel/tracing"));
+        assert_eq!(
+            (t.status, t.detail.as_str()),
+            (Status::Ok, "mounted at /sys/kernel/tracing")
+        );
         let b = bpffs_item(Ok(&mounts));
         assert_eq!(b.detail, "mounted at /my bpf");
         let none = parse_mounts("proc /proc proc rw 0 0\n");
         assert_eq!(bpffs_item(Ok(&none)).status, Status::Missing);
-        assert_eq!(tracefs_item(Err(&"/proc/mounts: gone".to_owned())).status, Status::Failed);
+        assert_eq!(
+            tracefs_item(Err(&"/proc/mounts: gone".to_owned())).status,
+            Status::Failed
+        );
     }
 }

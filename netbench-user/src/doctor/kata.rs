@@ -35,7 +35,11 @@ fn is_kata_runtime(name: &str) -> bool {
 
 /// The major number of a Docker Engine version (`20.10.24+dfsg1` -> 20, `28.2.2` -> 28).
 pub(super) fn engine_major(version: &str) -> Option<u32> {
-    let major = version.trim().trim_start_matches('v').split(['.', '-', '+']).next()?;
+    let major = version
+        .trim()
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .next()?;
     major.parse().ok()
 }
 
@@ -75,15 +79,20 @@ pub(super) fn kata_item(facts: &KataFacts<'_>) -> Item {
     }
     match facts.vhost_net {
         VhostNet::Present => {}
-        VhostNet::NotLoaded => reasons.push("/dev/vhost-net missing (module not loaded: modprobe vhost_net)".to_owned()),
-        VhostNet::Absent => reasons.push("/dev/vhost-net missing (no vhost-net in this kernel)".to_owned()),
+        VhostNet::NotLoaded => reasons
+            .push("/dev/vhost-net missing (module not loaded: modprobe vhost_net)".to_owned()),
+        VhostNet::Absent => {
+            reasons.push("/dev/vhost-net missing (no vhost-net in this kernel)".to_owned())
+        }
     }
 
     match (runtime, facts.engine_version) {
         (Some(runtime), Some(version)) if reasons.is_empty() => Item::new(
             "kata",
             Status::Ok,
-            format!("runtime {runtime} on Docker Engine {version}; KVM usable; /dev/vhost-net present"),
+            format!(
+                "runtime {runtime} on Docker Engine {version}; KVM usable; /dev/vhost-net present"
+            ),
         ),
         _ => Item::new("kata", Status::Missing, reasons.join("; ")),
     }
@@ -112,7 +121,13 @@ mod tests {
 
     #[test]
     fn kata_runtime_names() {
-        for name in ["kata", "kata-runtime", "io.containerd.kata.v2", "kata-qemu", "io.containerd.Kata-fc.v2"] {
+        for name in [
+            "kata",
+            "kata-runtime",
+            "io.containerd.kata.v2",
+            "kata-qemu",
+            "io.containerd.Kata-fc.v2",
+        ] {
             assert!(is_kata_runtime(name), "{name}");
         }
         for name in ["runc", "crun", "io.containerd.runc.v2", "runsc"] {
@@ -149,24 +164,51 @@ mod tests {
             vhost_net: VhostNet::Present,
         });
         assert_eq!(item.status, Status::Ok, "{}", item.detail);
-        assert!(item.detail.starts_with("runtime io.containerd.kata.v2 on Docker Engine 28.2.2"));
+        assert!(
+            item.detail
+                .starts_with("runtime io.containerd.kata.v2 on Docker Engine 28.2.2")
+        );
     }
 
     #[test]
     fn each_single_gap_is_named() {
         let runtimes = names(&["kata"]);
-        let base = KataFacts { runtimes: Ok(&runtimes), engine_version: Some("26.1.4"), kvm: Ok(()), vhost_net: VhostNet::Present };
+        let base = KataFacts {
+            runtimes: Ok(&runtimes),
+            engine_version: Some("26.1.4"),
+            kvm: Ok(()),
+            vhost_net: VhostNet::Present,
+        };
         assert_eq!(kata_item(&base).status, Status::Ok);
 
-        let no_vhost = kata_item(&KataFacts { vhost_net: VhostNet::NotLoaded, ..base });
+        let no_vhost = kata_item(&KataFacts {
+            vhost_net: VhostNet::NotLoaded,
+            ..base
+        });
         assert_eq!(no_vhost.status, Status::Missing);
-        assert_eq!(no_vhost.detail, "/dev/vhost-net missing (module not loaded: modprobe vhost_net)");
+        assert_eq!(
+            no_vhost.detail,
+            "/dev/vhost-net missing (module not loaded: modprobe vhost_net)"
+        );
 
-        let no_kvm = kata_item(&KataFacts { runtimes: Ok(&runtimes), engine_version: Some("26.1.4"), kvm: Err("/dev/kvm missing"), vhost_net: VhostNet::Present });
+        let no_kvm = kata_item(&KataFacts {
+            runtimes: Ok(&runtimes),
+            engine_version: Some("26.1.4"),
+            kvm: Err("/dev/kvm missing"),
+            vhost_net: VhostNet::Present,
+        });
         assert_eq!(no_kvm.detail, "KVM not usable: /dev/kvm missing");
 
-        let no_daemon = kata_item(&KataFacts { runtimes: Err("dockerd not reachable"), engine_version: None, kvm: Ok(()), vhost_net: VhostNet::Present });
+        let no_daemon = kata_item(&KataFacts {
+            runtimes: Err("dockerd not reachable"),
+            engine_version: None,
+            kvm: Ok(()),
+            vhost_net: VhostNet::Present,
+        });
         assert_eq!(no_daemon.status, Status::Missing);
-        assert_eq!(no_daemon.detail, "dockerd runtimes unknown (dockerd not reachable)");
+        assert_eq!(
+            no_daemon.detail,
+            "dockerd runtimes unknown (dockerd not reachable)"
+        );
     }
 }

@@ -53,10 +53,24 @@ impl KvmProbe {
 
     pub(super) fn item(&self) -> Item {
         match self {
-            Self::NoDevice => Item::new("kvm", Status::Missing, "/dev/kvm missing: VMs need QEMU with -accel tcg"),
-            Self::Usable(report) => Item::new("kvm", Status::Ok, format!("/dev/kvm usable: {report}")),
-            Self::NotUsable(why) => Item::new("kvm", Status::Warn, format!("/dev/kvm present but not usable: {why}")),
-            Self::ProbeFailed(why) => Item::new("kvm", Status::Failed, format!("KVM probe could not run: {why}")),
+            Self::NoDevice => Item::new(
+                "kvm",
+                Status::Missing,
+                "/dev/kvm missing: VMs need QEMU with -accel tcg",
+            ),
+            Self::Usable(report) => {
+                Item::new("kvm", Status::Ok, format!("/dev/kvm usable: {report}"))
+            }
+            Self::NotUsable(why) => Item::new(
+                "kvm",
+                Status::Warn,
+                format!("/dev/kvm present but not usable: {why}"),
+            ),
+            Self::ProbeFailed(why) => Item::new(
+                "kvm",
+                Status::Failed,
+                format!("KVM probe could not run: {why}"),
+            ),
         }
     }
 }
@@ -68,7 +82,9 @@ pub(super) async fn probe() -> KvmProbe {
     }
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
-        Err(e) => return KvmProbe::ProbeFailed(format!("cannot find the netbench executable: {e}")),
+        Err(e) => {
+            return KvmProbe::ProbeFailed(format!("cannot find the netbench executable: {e}"));
+        }
     };
     classify(tools::run(&exe, &CHILD_ARGS, PROBE_TIMEOUT).await)
 }
@@ -82,12 +98,16 @@ fn classify(outcome: Result<tools::Finished, RunError>) -> KvmProbe {
                 Some(0) if last.is_some_and(|l| l.starts_with(HLT_PREFIX)) => {
                     KvmProbe::Usable(last.unwrap_or_default().to_owned())
                 }
-                Some(1) => KvmProbe::NotUsable(last.unwrap_or("probe failed without a reason").to_owned()),
+                Some(1) => {
+                    KvmProbe::NotUsable(last.unwrap_or("probe failed without a reason").to_owned())
+                }
                 _ => KvmProbe::ProbeFailed(format!(
                     "`{}` {}: {}",
                     CHILD_ARGS.join(" "),
                     out.status,
-                    tools::first_line(&out.stderr).or(last).unwrap_or("no output")
+                    tools::first_line(&out.stderr)
+                        .or(last)
+                        .unwrap_or("no output")
                 )),
             }
         }
@@ -122,7 +142,10 @@ fn classify(outcome: Result<tools::Finished, RunError>) -> KvmProbe {
 pub fn child_main() -> i32 {
     match raw::run_guest(|step| println!("{step}")) {
         Ok(elapsed) if elapsed <= LOOP_LIMIT => {
-            println!("{HLT_PREFIX}: guest looped {LOOP_ITERATIONS} times in {} ms, then halted", elapsed.as_millis());
+            println!(
+                "{HLT_PREFIX}: guest looped {LOOP_ITERATIONS} times in {} ms, then halted",
+                elapsed.as_millis()
+            );
             0
         }
         Ok(elapsed) => {
@@ -172,7 +195,8 @@ mod raw {
     const KVM_CREATE_VM: Ioctl = io(0x01);
     const KVM_GET_VCPU_MMAP_SIZE: Ioctl = io(0x04);
     const KVM_CREATE_VCPU: Ioctl = io(0x41);
-    const KVM_SET_USER_MEMORY_REGION: Ioctl = ioc(IOC_WRITE, 0x46, size_of::<UserspaceMemoryRegion>());
+    const KVM_SET_USER_MEMORY_REGION: Ioctl =
+        ioc(IOC_WRITE, 0x46, size_of::<UserspaceMemoryRegion>());
     const KVM_RUN: Ioctl = io(0x80);
     const KVM_SET_REGS: Ioctl = ioc(IOC_WRITE, 0x82, size_of::<Regs>());
     const KVM_GET_SREGS: Ioctl = ioc(IOC_READ, 0x83, size_of::<Sregs>());
@@ -331,17 +355,36 @@ mod raw {
         // SAFETY: every `ValueRequest` is an `_IO` request that takes an integer argument
         // and never dereferences it; `fd` is an open descriptor we own.
         let ret = unsafe { libc::ioctl(fd.as_raw_fd(), code, arg) };
-        if ret < 0 { Err(ProbeError::Ioctl { name, source: io::Error::last_os_error() }) } else { Ok(ret) }
+        if ret < 0 {
+            Err(ProbeError::Ioctl {
+                name,
+                source: io::Error::last_os_error(),
+            })
+        } else {
+            Ok(ret)
+        }
     }
 
     /// An ioctl that reads or writes one `T` at `arg`.
     ///
     /// # Safety
     /// `code` must be an ioctl whose argument is a pointer to exactly one `T`.
-    unsafe fn ioctl_ptr<T>(fd: &impl AsRawFd, code: Ioctl, name: &'static str, arg: *mut T) -> Result<(), ProbeError> {
+    unsafe fn ioctl_ptr<T>(
+        fd: &impl AsRawFd,
+        code: Ioctl,
+        name: &'static str,
+        arg: *mut T,
+    ) -> Result<(), ProbeError> {
         // SAFETY: the caller guarantees `code` takes a `*mut T`; `arg` points to a live `T`.
         let ret = unsafe { libc::ioctl(fd.as_raw_fd(), code, arg) };
-        if ret < 0 { Err(ProbeError::Ioctl { name, source: io::Error::last_os_error() }) } else { Ok(()) }
+        if ret < 0 {
+            Err(ProbeError::Ioctl {
+                name,
+                source: io::Error::last_os_error(),
+            })
+        } else {
+            Ok(())
+        }
     }
 
     /// A descriptor an ioctl just created (VM, vCPU).
@@ -366,11 +409,26 @@ mod raw {
             };
             // SAFETY: a new mapping at an address the kernel chooses (NULL hint), so no
             // existing memory is touched; the result is checked against MAP_FAILED.
-            let ptr = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, raw_fd, 0) };
+            let ptr = unsafe {
+                libc::mmap(
+                    ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    flags,
+                    raw_fd,
+                    0,
+                )
+            };
             if ptr == libc::MAP_FAILED {
-                return Err(ProbeError::Mmap { what, source: io::Error::last_os_error() });
+                return Err(ProbeError::Mmap {
+                    what,
+                    source: io::Error::last_os_error(),
+                });
             }
-            let ptr = NonNull::new(ptr).ok_or(ProbeError::Mmap { what, source: io::Error::other("mmap returned NULL") })?;
+            let ptr = NonNull::new(ptr).ok_or(ProbeError::Mmap {
+                what,
+                source: io::Error::other("mmap returned NULL"),
+            })?;
             Ok(Self { ptr, len })
         }
 
@@ -378,11 +436,19 @@ mod raw {
             assert!(offset + bytes.len() <= self.len, "write past the mapping");
             // SAFETY: the range is inside our live, writable mapping (checked above) and
             // nothing else in this process references it.
-            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().cast::<u8>().add(offset), bytes.len()) };
+            unsafe {
+                ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    self.ptr.as_ptr().cast::<u8>().add(offset),
+                    bytes.len(),
+                )
+            };
         }
 
         fn read_u32(&self, offset: usize) -> u32 {
-            assert!(offset + size_of::<u32>() <= self.len && offset.is_multiple_of(align_of::<u32>()));
+            assert!(
+                offset + size_of::<u32>() <= self.len && offset.is_multiple_of(align_of::<u32>())
+            );
             // SAFETY: in bounds and aligned (checked above; the mapping is page-aligned).
             // Volatile, because the kernel writes this shared memory behind our back.
             unsafe { ptr::read_volatile(self.ptr.as_ptr().byte_add(offset).cast::<u32>()) }
@@ -406,14 +472,18 @@ mod raw {
         loop {
             match ioctl_value(vcpu, ValueRequest::Run) {
                 // A signal interrupted the run; the guest state is intact: enter again.
-                Err(ProbeError::Ioctl { source, .. }) if source.kind() == io::ErrorKind::Interrupted => {}
+                Err(ProbeError::Ioctl { source, .. })
+                    if source.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
                 Ok(_) => break,
             }
         }
         match kvm_run.read_u32(EXIT_REASON_OFFSET) {
             KVM_EXIT_HLT => Ok(()),
-            reason => Err(ProbeError::UnexpectedExit { reason, name: exit_name(reason) }),
+            reason => Err(ProbeError::UnexpectedExit {
+                reason,
+                name: exit_name(reason),
+            }),
         }
     }
 
@@ -423,7 +493,11 @@ mod raw {
     /// Declaration order matters for drop order: the guest memory outlives the VM.
     pub(super) fn run_guest(step: impl Fn(&str)) -> Result<Duration, ProbeError> {
         // std opens with O_CLOEXEC.
-        let kvm: File = OpenOptions::new().read(true).write(true).open("/dev/kvm").map_err(ProbeError::Open)?;
+        let kvm: File = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .map_err(ProbeError::Open)?;
         let api = ioctl_value(&kvm, ValueRequest::GetApiVersion)?;
         if api != KVM_API_VERSION {
             return Err(ProbeError::ApiVersion(api));
@@ -442,7 +516,14 @@ mod raw {
             userspace_addr: guest_memory.addr(),
         };
         // SAFETY: KVM_SET_USER_MEMORY_REGION takes one kvm_userspace_memory_region.
-        unsafe { ioctl_ptr(&vm, KVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION", &raw mut region)? };
+        unsafe {
+            ioctl_ptr(
+                &vm,
+                KVM_SET_USER_MEMORY_REGION,
+                "KVM_SET_USER_MEMORY_REGION",
+                &raw mut region,
+            )?
+        };
         step("vm ready");
 
         let vcpu = new_fd(ioctl_value(&vm, ValueRequest::CreateVcpu)?);
@@ -453,7 +534,10 @@ mod raw {
         })?;
         let kvm_run = Mapping::new("kvm_run", run_size, Some(&vcpu))?;
 
-        let mut sregs = Sregs { cs: Segment::default(), rest: [0; 36] };
+        let mut sregs = Sregs {
+            cs: Segment::default(),
+            rest: [0; 36],
+        };
         // SAFETY: KVM_GET_SREGS fills one kvm_sregs (312 bytes, checked at compile time).
         unsafe { ioctl_ptr(&vcpu, KVM_GET_SREGS, "KVM_GET_SREGS", &raw mut sregs)? };
         sregs.cs.base = 0;
@@ -462,7 +546,11 @@ mod raw {
         unsafe { ioctl_ptr(&vcpu, KVM_SET_SREGS, "KVM_SET_SREGS", &raw mut sregs)? };
 
         // rflags bit 1 is reserved and must be set.
-        let mut regs = Regs { rip: GUEST_CODE_ADDR, rflags: 2, ..Regs::default() };
+        let mut regs = Regs {
+            rip: GUEST_CODE_ADDR,
+            rflags: 2,
+            ..Regs::default()
+        };
         // SAFETY: KVM_SET_REGS reads one kvm_regs (144 bytes, checked at compile time).
         unsafe { ioctl_ptr(&vcpu, KVM_SET_REGS, "KVM_SET_REGS", &raw mut regs)? };
 
@@ -494,11 +582,20 @@ mod tests {
     use super::*;
 
     fn exited(code: i32, stdout: &str) -> tools::Finished {
-        tools::Finished { status: ExitStatus::from_raw(code << 8), stdout: stdout.into(), stderr: String::new() }
+        tools::Finished {
+            status: ExitStatus::from_raw(code << 8),
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }
     }
 
     fn timed_out(stdout: &str, reaped: bool) -> Result<tools::Finished, RunError> {
-        Err(RunError::TimedOut { program: "netbench".into(), limit: PROBE_TIMEOUT, stdout: stdout.into(), reaped })
+        Err(RunError::TimedOut {
+            program: "netbench".into(),
+            limit: PROBE_TIMEOUT,
+            stdout: stdout.into(),
+            reaped,
+        })
     }
 
     #[test]
@@ -508,7 +605,10 @@ mod tests {
         assert_eq!(p.usable(), Ok(()));
         let item = p.item();
         assert_eq!(item.status, Status::Ok);
-        assert_eq!(item.detail, "/dev/kvm usable: hlt: guest looped 50000000 times in 21 ms, then halted");
+        assert_eq!(
+            item.detail,
+            "/dev/kvm usable: hlt: guest looped 50000000 times in 21 ms, then halted"
+        );
         // Exit 0 without the success line is not trusted.
         assert_ne!(classify(Ok(exited(0, "api 12\n"))).usable(), Ok(()));
     }
@@ -516,12 +616,21 @@ mod tests {
     #[test]
     fn hanging_guest_is_named() {
         let p = classify(timed_out("api 12\nvm ready\nrunning guest: hlt\n", true));
-        assert_eq!(p.usable(), Err("KVM_RUN did not return within 5 s (guest hangs: use TCG)"));
+        assert_eq!(
+            p.usable(),
+            Err("KVM_RUN did not return within 5 s (guest hangs: use TCG)")
+        );
         let item = p.item();
         assert_eq!(item.status, Status::Warn);
-        assert_eq!(item.detail, "/dev/kvm present but not usable: KVM_RUN did not return within 5 s (guest hangs: use TCG)");
+        assert_eq!(
+            item.detail,
+            "/dev/kvm present but not usable: KVM_RUN did not return within 5 s (guest hangs: use TCG)"
+        );
 
-        let crawling = classify(timed_out("api 12\nvm ready\nrunning guest: hlt\nrunning guest: loop\n", true));
+        let crawling = classify(timed_out(
+            "api 12\nvm ready\nrunning guest: hlt\nrunning guest: loop\n",
+            true,
+        ));
         let why = crawling.usable().unwrap_err();
         assert_eq!(
             why,
@@ -532,14 +641,22 @@ mod tests {
         let early = classify(timed_out("api 12\n", false));
         assert_eq!(
             early.usable(),
-            Err("the KVM probe did not finish within 5 s (stuck after: api 12); the probe child survived SIGKILL")
+            Err(
+                "the KVM probe did not finish within 5 s (stuck after: api 12); the probe child survived SIGKILL"
+            )
         );
     }
 
     #[test]
     fn failures_keep_the_childs_reason() {
-        let p = classify(Ok(exited(1, "api 12\nKVM_CREATE_VM: No such device (os error 19)\n")));
-        assert_eq!(p, KvmProbe::NotUsable("KVM_CREATE_VM: No such device (os error 19)".into()));
+        let p = classify(Ok(exited(
+            1,
+            "api 12\nKVM_CREATE_VM: No such device (os error 19)\n",
+        )));
+        assert_eq!(
+            p,
+            KvmProbe::NotUsable("KVM_CREATE_VM: No such device (os error 19)".into())
+        );
         // A child that is not the probe (e.g. the flag is not wired up) is a probe failure.
         let p = classify(Ok(exited(2, "error: unexpected argument\n")));
         assert_eq!(p.item().status, Status::Failed);

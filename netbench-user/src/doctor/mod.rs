@@ -66,7 +66,11 @@ pub struct Item {
 impl Item {
     /// An item whose detail is forced onto one line.
     fn new(name: impl Into<String>, status: Status, detail: impl AsRef<str>) -> Self {
-        Self { name: name.into(), status, detail: one_line(detail.as_ref()) }
+        Self {
+            name: name.into(),
+            status,
+            detail: one_line(detail.as_ref()),
+        }
     }
 }
 
@@ -83,8 +87,12 @@ pub struct DoctorReport {
 
 /// Run every check (concurrently where they take time) and collect the report.
 pub async fn collect() -> DoctorReport {
-    let (ebpf, docker, kvm, tools) =
-        tokio::join!(ebpf_selftests(), docker::gather(), kvm::probe(), tools::gather());
+    let (ebpf, docker, kvm, tools) = tokio::join!(
+        ebpf_selftests(),
+        docker::gather(),
+        kvm::probe(),
+        tools::gather()
+    );
     let vhost_net = host::vhost_net();
 
     let mut items = vec![host::root_item(), host::kernel_item(), host::btf_item()];
@@ -111,13 +119,21 @@ pub async fn collect() -> DoctorReport {
 async fn ebpf_selftests() -> Vec<Item> {
     match tokio::task::spawn_blocking(crate::trace::selftest::run_all).await {
         Ok(results) => ebpf_items(results),
-        Err(e) => vec![Item::new("ebpf", Status::Failed, format!("eBPF self-tests did not complete: {e}"))],
+        Err(e) => vec![Item::new(
+            "ebpf",
+            Status::Failed,
+            format!("eBPF self-tests did not complete: {e}"),
+        )],
     }
 }
 
 fn ebpf_items(results: Vec<(&'static str, crate::trace::selftest::Probe)>) -> Vec<Item> {
     if results.is_empty() {
-        return vec![Item::new("ebpf", Status::Failed, "no eBPF self-test ran (trace::selftest::run_all returned none)")];
+        return vec![Item::new(
+            "ebpf",
+            Status::Failed,
+            "no eBPF self-test ran (trace::selftest::run_all returned none)",
+        )];
     }
     results
         .into_iter()
@@ -145,11 +161,25 @@ impl DoctorReport {
     #[must_use]
     pub fn render_table(&self) -> String {
         const HEADER: [&str; 3] = ["ITEM", "STATUS", "DETAIL"];
-        let name_width = self.items.iter().map(|i| i.name.len()).chain([HEADER[0].len()]).max().unwrap_or(0);
-        let status_width =
-            self.items.iter().map(|i| i.status.as_str().len()).chain([HEADER[1].len()]).max().unwrap_or(0);
+        let name_width = self
+            .items
+            .iter()
+            .map(|i| i.name.len())
+            .chain([HEADER[0].len()])
+            .max()
+            .unwrap_or(0);
+        let status_width = self
+            .items
+            .iter()
+            .map(|i| i.status.as_str().len())
+            .chain([HEADER[1].len()])
+            .max()
+            .unwrap_or(0);
         let row = |name: &str, status: &str, detail: &str| {
-            format!("{name:<name_width$}  {status:<status_width$}  {detail}").trim_end().to_owned() + "\n"
+            format!("{name:<name_width$}  {status:<status_width$}  {detail}")
+                .trim_end()
+                .to_owned()
+                + "\n"
         };
         let mut out = row(HEADER[0], HEADER[1], HEADER[2]);
         for item in &self.items {
@@ -165,7 +195,10 @@ impl DoctorReport {
         if blockers.is_empty() {
             "default experiment: can run here".to_owned()
         } else {
-            format!("default experiment: cannot run here: {}", blockers.join("; "))
+            format!(
+                "default experiment: cannot run here: {}",
+                blockers.join("; ")
+            )
         }
     }
 
@@ -205,7 +238,8 @@ impl DoctorReport {
     /// The report as pretty JSON (items plus the default-experiment verdict).
     #[must_use]
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"serializing the report: {e}\"}}"))
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\": \"serializing the report: {e}\"}}"))
     }
 }
 
@@ -219,7 +253,13 @@ impl Serialize for DoctorReport {
         let blockers = self.default_blockers();
         let mut s = serializer.serialize_struct("DoctorReport", 2)?;
         s.serialize_field("items", &self.items)?;
-        s.serialize_field("default_experiment", &Verdict { can_run: blockers.is_empty(), blockers })?;
+        s.serialize_field(
+            "default_experiment",
+            &Verdict {
+                can_run: blockers.is_empty(),
+                blockers,
+            },
+        )?;
         s.end()
     }
 }
@@ -274,11 +314,17 @@ mod tests {
 
         let mut r = runnable();
         r.items[0] = item("root", Status::Missing, "not root (euid 1000)");
-        r.items[5] = item("runtimes", Status::Warn, "no runc runtime; registered: crun");
+        r.items[5] = item(
+            "runtimes",
+            Status::Warn,
+            "no runc runtime; registered: crun",
+        );
         assert!(!r.can_run_default());
         assert_eq!(
             r.render_table().lines().last(),
-            Some("default experiment: cannot run here: root: not root (euid 1000); runtimes: no runc runtime; registered: crun")
+            Some(
+                "default experiment: cannot run here: root: not root (euid 1000); runtimes: no runc runtime; registered: crun"
+            )
         );
 
         // No daemon: the runtime item adds nothing; failed tc probes are named.
@@ -288,7 +334,10 @@ mod tests {
         r.items[5] = item("runtimes", Status::Missing, "dockerd not reachable");
         assert_eq!(
             r.default_blockers(),
-            vec!["no tc attach works (tc tcx attach: EINVAL)".to_owned(), "docker: dockerd not running".to_owned()]
+            vec![
+                "no tc attach works (tc tcx attach: EINVAL)".to_owned(),
+                "docker: dockerd not running".to_owned()
+            ]
         );
 
         let empty = DoctorReport { items: vec![] };
@@ -307,7 +356,10 @@ mod tests {
 
     #[test]
     fn ebpf_results_map_to_items() {
-        let items = ebpf_items(vec![("tc tcx attach", Ok("link 3".into())), ("tp_btf", Err("EPERM".into()))]);
+        let items = ebpf_items(vec![
+            ("tc tcx attach", Ok("link 3".into())),
+            ("tp_btf", Err("EPERM".into())),
+        ]);
         assert_eq!(items[0], item("tc tcx attach", Status::Ok, "link 3"));
         assert_eq!(items[1], item("tp_btf", Status::Failed, "EPERM"));
         assert_eq!(ebpf_items(vec![])[0].status, Status::Failed);
@@ -315,7 +367,9 @@ mod tests {
 
     #[test]
     fn agent_missing_keeps_reason() {
-        let i = agent_item(Err("netbench-agent not found: run `cargo xtask build`".into()));
+        let i = agent_item(Err(
+            "netbench-agent not found: run `cargo xtask build`".into()
+        ));
         assert_eq!(i.status, Status::Missing);
         assert!(i.detail.contains("cargo xtask build"));
     }

@@ -50,7 +50,11 @@ pub(super) enum RunError {
 
 /// Run `program args` (no shell), capture its output, and on timeout kill that child
 /// (by its own handle) and report what it printed so far.
-pub(super) async fn run(program: impl AsRef<OsStr>, args: &[&str], limit: Duration) -> Result<Finished, RunError> {
+pub(super) async fn run(
+    program: impl AsRef<OsStr>,
+    args: &[&str],
+    limit: Duration,
+) -> Result<Finished, RunError> {
     let program = program.as_ref();
     let name = program.to_string_lossy().into_owned();
     let mut child = Command::new(program)
@@ -61,8 +65,13 @@ pub(super) async fn run(program: impl AsRef<OsStr>, args: &[&str], limit: Durati
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => RunError::NotFound { program: name.clone() },
-            _ => RunError::Spawn { program: name.clone(), source },
+            io::ErrorKind::NotFound => RunError::NotFound {
+                program: name.clone(),
+            },
+            _ => RunError::Spawn {
+                program: name.clone(),
+                source,
+            },
         })?;
 
     let (mut stdout_pipe, mut stderr_pipe) = (child.stdout.take(), child.stderr.take());
@@ -79,13 +88,25 @@ pub(super) async fn run(program: impl AsRef<OsStr>, args: &[&str], limit: Durati
     .await;
 
     match waited {
-        Ok(Ok(status)) => Ok(Finished { status, stdout: lossy(&stdout), stderr: lossy(&stderr) }),
-        Ok(Err(source)) => Err(RunError::Wait { program: name, source }),
+        Ok(Ok(status)) => Ok(Finished {
+            status,
+            stdout: lossy(&stdout),
+            stderr: lossy(&stderr),
+        }),
+        Ok(Err(source)) => Err(RunError::Wait {
+            program: name,
+            source,
+        }),
         Err(_elapsed) => {
             // SIGKILL to this child's pid via its handle, then reap it.
             let _ = child.start_kill();
             let reaped = tokio::time::timeout(KILL_GRACE, child.wait()).await.is_ok();
-            Err(RunError::TimedOut { program: name, limit, stdout: lossy(&stdout), reaped })
+            Err(RunError::TimedOut {
+                program: name,
+                limit,
+                stdout: lossy(&stdout),
+                reaped,
+            })
         }
     }
 }
@@ -120,8 +141,11 @@ pub(super) struct Tools {
 
 /// (item, program, Debian package)
 const QEMU: (&str, &str, &str) = ("qemu", "qemu-system-x86_64", "qemu-system-x86");
-const WORKLOADS: [(&str, &str, &str); 3] =
-    [("stress-ng", "stress-ng", "stress-ng"), ("iperf3", "iperf3", "iperf3"), ("sockperf", "sockperf", "sockperf")];
+const WORKLOADS: [(&str, &str, &str); 3] = [
+    ("stress-ng", "stress-ng", "stress-ng"),
+    ("iperf3", "iperf3", "iperf3"),
+    ("sockperf", "sockperf", "sockperf"),
+];
 
 /// Run every tool's `--version` concurrently.
 pub(super) async fn gather() -> Tools {
@@ -133,24 +157,46 @@ pub(super) async fn gather() -> Tools {
 }
 
 async fn version_item((name, program, package): (&str, &str, &str)) -> Item {
-    version_from(name, program, package, run(program, &["--version"], VERSION_TIMEOUT).await)
+    version_from(
+        name,
+        program,
+        package,
+        run(program, &["--version"], VERSION_TIMEOUT).await,
+    )
 }
 
 /// The item for `program --version`: its first output line, or why there is none.
-fn version_from(name: &str, program: &str, package: &str, outcome: Result<Finished, RunError>) -> Item {
+fn version_from(
+    name: &str,
+    program: &str,
+    package: &str,
+    outcome: Result<Finished, RunError>,
+) -> Item {
     match outcome {
-        Ok(out) if out.status.success() => match first_line(&out.stdout).or_else(|| first_line(&out.stderr)) {
-            Some(line) => Item::new(name, Status::Ok, line),
-            None => Item::new(name, Status::Warn, format!("`{program} --version` printed nothing")),
-        },
+        Ok(out) if out.status.success() => {
+            match first_line(&out.stdout).or_else(|| first_line(&out.stderr)) {
+                Some(line) => Item::new(name, Status::Ok, line),
+                None => Item::new(
+                    name,
+                    Status::Warn,
+                    format!("`{program} --version` printed nothing"),
+                ),
+            }
+        }
         Ok(out) => Item::new(
             name,
             Status::Failed,
-            format!("`{program} --version` {}: {}", out.status, first_line(&out.stderr).unwrap_or("no output")),
+            format!(
+                "`{program} --version` {}: {}",
+                out.status,
+                first_line(&out.stderr).unwrap_or("no output")
+            ),
         ),
-        Err(RunError::NotFound { .. }) => {
-            Item::new(name, Status::Missing, format!("{program} not installed (Debian package {package})"))
-        }
+        Err(RunError::NotFound { .. }) => Item::new(
+            name,
+            Status::Missing,
+            format!("{program} not installed (Debian package {package})"),
+        ),
         Err(e) => Item::new(name, Status::Failed, e.to_string()),
     }
 }
@@ -162,20 +208,42 @@ mod tests {
     use super::*;
 
     fn finished(code: i32, stdout: &str, stderr: &str) -> Finished {
-        Finished { status: ExitStatus::from_raw(code << 8), stdout: stdout.into(), stderr: stderr.into() }
+        Finished {
+            status: ExitStatus::from_raw(code << 8),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
     }
 
     #[test]
     fn version_items() {
-        let ok = version_from("iperf3", "iperf3", "iperf3", Ok(finished(0, "iperf 3.12 (cJSON 1.7.15)\nLinux vm\n", "")));
-        assert_eq!((ok.status, ok.detail.as_str()), (Status::Ok, "iperf 3.12 (cJSON 1.7.15)"));
+        let ok = version_from(
+            "iperf3",
+            "iperf3",
+            "iperf3",
+            Ok(finished(0, "iperf 3.12 (cJSON 1.7.15)\nLinux vm\n", "")),
+        );
+        assert_eq!(
+            (ok.status, ok.detail.as_str()),
+            (Status::Ok, "iperf 3.12 (cJSON 1.7.15)")
+        );
 
         let on_stderr = version_from("x", "x", "x", Ok(finished(0, "", "\n x 1.0\n")));
         assert_eq!(on_stderr.detail, "x 1.0");
 
-        let missing = version_from("qemu", "qemu-system-x86_64", "qemu-system-x86", Err(RunError::NotFound { program: "qemu-system-x86_64".into() }));
+        let missing = version_from(
+            "qemu",
+            "qemu-system-x86_64",
+            "qemu-system-x86",
+            Err(RunError::NotFound {
+                program: "qemu-system-x86_64".into(),
+            }),
+        );
         assert_eq!(missing.status, Status::Missing);
-        assert_eq!(missing.detail, "qemu-system-x86_64 not installed (Debian package qemu-system-x86)");
+        assert_eq!(
+            missing.detail,
+            "qemu-system-x86_64 not installed (Debian package qemu-system-x86)"
+        );
 
         let failed = version_from("x", "x", "x", Ok(finished(2, "", "bad flag\n")));
         assert_eq!(failed.status, Status::Failed);
@@ -185,9 +253,17 @@ mod tests {
             "x",
             "x",
             "x",
-            Err(RunError::TimedOut { program: "x".into(), limit: Duration::from_secs(5), stdout: String::new(), reaped: true }),
+            Err(RunError::TimedOut {
+                program: "x".into(),
+                limit: Duration::from_secs(5),
+                stdout: String::new(),
+                reaped: true,
+            }),
         );
-        assert_eq!((hung.status, hung.detail.as_str()), (Status::Failed, "x did not exit within 5 s"));
+        assert_eq!(
+            (hung.status, hung.detail.as_str()),
+            (Status::Failed, "x did not exit within 5 s")
+        );
     }
 
     #[test]
@@ -199,15 +275,30 @@ mod tests {
 
     #[tokio::test]
     async fn runner_reports_missing_and_timeout() {
-        let missing = run("/nonexistent/netbench-doctor-test", &[], Duration::from_secs(1)).await;
-        assert!(matches!(missing, Err(RunError::NotFound { .. })), "{missing:?}");
+        let missing = run(
+            "/nonexistent/netbench-doctor-test",
+            &[],
+            Duration::from_secs(1),
+        )
+        .await;
+        assert!(
+            matches!(missing, Err(RunError::NotFound { .. })),
+            "{missing:?}"
+        );
 
-        let out = run("/bin/echo", &["hello"], Duration::from_secs(5)).await.unwrap();
+        let out = run("/bin/echo", &["hello"], Duration::from_secs(5))
+            .await
+            .unwrap();
         assert!(out.status.success());
         assert_eq!(out.stdout, "hello\n");
 
         let started = std::time::Instant::now();
-        let hung = run("/bin/sh", &["-c", "echo started; exec sleep 30"], Duration::from_millis(500)).await;
+        let hung = run(
+            "/bin/sh",
+            &["-c", "echo started; exec sleep 30"],
+            Duration::from_millis(500),
+        )
+        .await;
         assert!(started.elapsed() < Duration::from_secs(5));
         match hung {
             Err(RunError::TimedOut { stdout, reaped, .. }) => {

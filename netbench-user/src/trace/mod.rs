@@ -20,18 +20,18 @@ pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
     #[error("loading the eBPF object: {0}")]
-    Load(#[source] aya::EbpfError),
+    Load(#[source] Box<aya::EbpfError>),
     #[error("eBPF program {name}: {source}")]
     Program {
         name: &'static str,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("eBPF map {name}: {source}")]
     Map {
         name: &'static str,
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
     #[error("eBPF object has no {0}")]
     Missing(&'static str),
@@ -41,7 +41,7 @@ pub enum TraceError {
         device: String,
         netns: String,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("entering netns {netns}: {source}")]
     Netns {
@@ -49,8 +49,14 @@ pub enum TraceError {
         #[source]
         source: std::io::Error,
     },
-    #[error("devices {first} and {second} share ifindex {ifindex}: events could not tell them apart")]
-    AmbiguousIfindex { ifindex: u32, first: String, second: String },
+    #[error(
+        "devices {first} and {second} share ifindex {ifindex}: events could not tell them apart"
+    )]
+    AmbiguousIfindex {
+        ifindex: u32,
+        first: String,
+        second: String,
+    },
     #[error("ring buffer: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -109,11 +115,14 @@ impl Tracer {
             .override_global(names::GLOBAL_MODE, &mode, true)
             .map_max_entries(names::EVENTS, config.ring_bytes)
             .load(EBPF_OBJECT)
-            .map_err(TraceError::Load)?;
+            .map_err(|e| TraceError::Load(Box::new(e)))?;
         for name in [names::TC_INGRESS, names::TC_EGRESS] {
             tc::classifier(&mut ebpf, name)?
                 .load()
-                .map_err(|source| TraceError::Program { name, source })?;
+                .map_err(|source| TraceError::Program {
+                    name,
+                    source: Box::new(source),
+                })?;
         }
         Ok(Self {
             ebpf,
@@ -128,7 +137,11 @@ impl Tracer {
     pub fn attach(&mut self, device: &HookDevice, mode: TcMode) -> Result<(), TraceError> {
         // Events name devices by ifindex: two traced devices must not share one.
         let ifindex = tc::ifindex_of(device)?;
-        if let Some(other) = self.attachments.iter().find(|a| a.ifindex == ifindex && a.device != *device) {
+        if let Some(other) = self
+            .attachments
+            .iter()
+            .find(|a| a.ifindex == ifindex && a.device != *device)
+        {
             return Err(TraceError::AmbiguousIfindex {
                 ifindex,
                 first: other.device.to_string(),
@@ -174,7 +187,7 @@ impl Tracer {
     /// # Errors
     /// When the map cannot be read.
     pub fn events_lost(&self) -> Result<u64, TraceError> {
-        Ok(self.per_cpu_sum(names::LOST, 0)?)
+        self.per_cpu_sum(names::LOST, 0)
     }
 
     /// Kernel-side counters summed over CPUs.
@@ -192,11 +205,14 @@ impl Tracer {
 
     fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, TraceError> {
         let m = self.ebpf.map(map).ok_or(TraceError::Missing(map))?;
-        let arr = PerCpuArray::<_, u64>::try_from(m)
-            .map_err(|source| TraceError::Map { name: map, source })?;
-        let values = arr
-            .get(&index, 0)
-            .map_err(|source| TraceError::Map { name: map, source })?;
+        let arr = PerCpuArray::<_, u64>::try_from(m).map_err(|source| TraceError::Map {
+            name: map,
+            source: Box::new(source),
+        })?;
+        let values = arr.get(&index, 0).map_err(|source| TraceError::Map {
+            name: map,
+            source: Box::new(source),
+        })?;
         Ok(values.iter().sum())
     }
 }

@@ -30,7 +30,7 @@ impl EventReader {
     pub(super) fn new(map: Map) -> Result<Self, TraceError> {
         let ring = RingBuf::try_from(map).map_err(|source| TraceError::Map {
             name: netbench_common::names::EVENTS,
-            source,
+            source: Box::new(source),
         })?;
         // SAFETY: the fd belongs to `ring`, which the AsyncFd owns from here on; the map fd
         // stays open and unchanged until the AsyncFd is dropped.

@@ -69,7 +69,10 @@ pub(super) fn classifier<'a>(
     ebpf.program_mut(name)
         .ok_or(TraceError::Missing(name))?
         .try_into()
-        .map_err(|source| TraceError::Program { name, source })
+        .map_err(|source| TraceError::Program {
+            name,
+            source: Box::new(source),
+        })
 }
 
 fn resolve(mode: TcMode) -> TcMode {
@@ -92,12 +95,14 @@ pub fn tcx_supported() -> bool {
 /// When the namespace cannot be entered or there is no such device.
 pub fn ifindex_of(device: &HookDevice) -> Result<u32, TraceError> {
     let name = device.ifname.clone();
-    in_netns(&device.netns, move || nix::net::if_::if_nametoindex(name.as_str()))
-        .and_then(|r| r.map_err(std::io::Error::from))
-        .map_err(|source| TraceError::Netns {
-            netns: format!("{} (device {})", device.netns, device.ifname),
-            source,
-        })
+    in_netns(&device.netns, move || {
+        nix::net::if_::if_nametoindex(name.as_str())
+    })
+    .and_then(|r| r.map_err(std::io::Error::from))
+    .map_err(|source| TraceError::Netns {
+        netns: format!("{} (device {})", device.netns, device.ifname),
+        source,
+    })
 }
 
 /// Attach ingress and egress programs to `device`.
@@ -161,7 +166,7 @@ pub(super) fn attach_both(
                     program,
                     device: device.ifname.clone(),
                     netns: device.netns.to_string(),
-                    source,
+                    source: Box::new(source),
                 });
             }
         }
@@ -188,16 +193,15 @@ pub(super) fn detach_all(ebpf: &mut Ebpf, attachments: Vec<Attachment>) -> Resul
             res
         });
         match res {
-            // The namespace is gone: the kernel removed the device and its programs.
-            Err(_) => {}
-            Ok(Ok(())) => {}
+            // Ok, or the namespace is gone: the kernel removed the device and its programs.
+            Err(_) | Ok(Ok(())) => {}
             Ok(Err(source)) => {
                 if first_err.is_none() {
                     first_err = Some(TraceError::Attach {
                         program: a.program,
                         device: a.device.ifname.clone(),
                         netns: a.device.netns.to_string(),
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }

@@ -42,11 +42,7 @@ pub async fn assert_no_tc(ns: &NetnsRef, ifname: &str) {
         use aya::programs::{SchedClassifier, TcAttachType};
         [TcAttachType::Ingress, TcAttachType::Egress]
             .into_iter()
-            .map(|t| {
-                SchedClassifier::query_tcx(&name, t)
-                    .map(|(_, p)| p.len())
-                    .unwrap_or(0)
-            })
+            .map(|t| SchedClassifier::query_tcx(&name, t).map_or(0, |(_, p)| p.len()))
             .sum::<usize>()
     })
     .expect("netns");
