@@ -59,6 +59,79 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Totals of the `test result:` lines of every `cargo test` run through [`run_tests`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TestTotals {
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+}
+
+static TOTALS: std::sync::Mutex<TestTotals> = std::sync::Mutex::new(TestTotals {
+    passed: 0,
+    failed: 0,
+    ignored: 0,
+});
+
+/// The totals so far.
+pub fn test_totals() -> TestTotals {
+    *TOTALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Parses one libtest summary line: `test result: ok. 4 passed; 0 failed; 1 ignored; ...`.
+pub fn parse_test_result(line: &str) -> Option<TestTotals> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let mut t = TestTotals::default();
+    for part in rest.split(';') {
+        let mut words = part.split_whitespace().rev();
+        let (Some(what), Some(n)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u64>() else { continue };
+        match what {
+            "passed" => t.passed = n,
+            "failed" => t.failed = n,
+            "ignored" => t.ignored = n,
+            _ => {}
+        }
+    }
+    Some(t)
+}
+
+/// Like [`run`] for `cargo test`: stdout passes through line by line, and its
+/// `test result:` lines are added to [`test_totals`].
+pub fn run_tests(cmd: &mut Command) -> Result<()> {
+    use std::io::BufRead as _;
+    let line = display(cmd);
+    println!("    $ {line}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start `{line}`"))?;
+    if let Some(out) = child.stdout.take() {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{l}");
+            if let Some(t) = parse_test_result(&l) {
+                let mut totals = TOTALS
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                totals.passed += t.passed;
+                totals.failed += t.failed;
+                totals.ignored += t.ignored;
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for `{line}`"))?;
+    if !status.success() {
+        bail!("`{line}` failed ({status})");
+    }
+    Ok(())
+}
+
 /// Runs a check quietly: its stdout when it exits 0, `None` when it cannot start or fails.
 pub fn stdout_of(cmd: &mut Command) -> Option<String> {
     let out = cmd

@@ -53,6 +53,12 @@ pub fn test(options: Options) -> Result<()> {
     let mut steps = Steps::default();
     let result = run_tiers(&mut steps, options);
     steps.print_summary();
+    // Last line: the plain totals over every cargo test run above.
+    let t = cmd::test_totals();
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        t.passed, t.failed, t.ignored
+    );
     result
 }
 
@@ -126,8 +132,8 @@ fn unit_tests() -> Result<()> {
     for name in unit_integration_tests()? {
         tests.args(["--test", &name]);
     }
-    cmd::run(&mut tests)?;
-    cmd::run(&mut cmd::cargo(["test", "--workspace", "--doc"]))
+    cmd::run_tests(&mut tests)?;
+    cmd::run_tests(&mut cmd::cargo(["test", "--workspace", "--doc"]))
 }
 
 /// Names of the integration-test targets (`<crate>/tests/<name>.rs` or
@@ -183,7 +189,7 @@ fn root_tier(tier: &RootTier, bins: &Binaries) -> Result<()> {
     if tier.test == "privileged" {
         tests.arg("--nocapture");
     }
-    cmd::run(
+    cmd::run_tests(
         tests
             .env("NETBENCH_AGENT", &bins.agent)
             .env("NETBENCH_BIN", &bins.netbench),
@@ -261,6 +267,22 @@ impl Steps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_libtest_summaries() {
+        let t = cmd::parse_test_result(
+            "test result: ok. 4 passed; 1 failed; 2 ignored; 0 measured; 0 filtered out; finished in 1.16s",
+        );
+        assert_eq!(
+            t,
+            Some(cmd::TestTotals {
+                passed: 4,
+                failed: 1,
+                ignored: 2
+            })
+        );
+        assert_eq!(cmd::parse_test_result("running 4 tests"), None);
+    }
 
     #[test]
     fn root_tiers_are_not_unit_tests() {
