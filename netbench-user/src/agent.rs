@@ -56,9 +56,22 @@ pub fn locate() -> Result<PathBuf, String> {
                 .join("netbench-agent"),
         );
     }
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        "netbench-agent not found: run `cargo xtask build` or set NETBENCH_AGENT".to_owned()
-    })
+    // Only a static build runs in containers and guests; a host build beside the
+    // executable (plain `cargo build` output) is passed over.
+    candidates
+        .into_iter()
+        .find(|p| is_static(p))
+        .ok_or_else(|| {
+            "static netbench-agent not found: run `cargo xtask build` or set NETBENCH_AGENT"
+                .to_owned()
+        })
+}
+
+/// The file is an ELF executable without an interpreter (statically linked).
+#[must_use]
+pub fn is_static(path: &Path) -> bool {
+    std::fs::read(path)
+        .is_ok_and(|bytes| matches!(crate::doctor::elf::interpreter(&bytes), Ok(None)))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ const ELFDATA2LSB: u8 = 1;
 ///
 /// # Errors
 /// When `bytes` is not such an ELF file, or its headers point outside it.
-pub(super) fn interpreter(bytes: &[u8]) -> Result<Option<String>, String> {
+pub(crate) fn interpreter(bytes: &[u8]) -> Result<Option<String>, String> {
     if bytes.get(..4) != Some(b"\x7fELF".as_slice()) {
         return Err("not an ELF file".to_owned());
     }
@@ -44,15 +44,27 @@ fn slice(bytes: &[u8], offset: u64, len: u64) -> Result<&[u8], String> {
 }
 
 fn read_u16(bytes: &[u8], offset: u64) -> Result<u16, String> {
-    Ok(u16::from_le_bytes(slice(bytes, offset, 2)?.try_into().map_err(|_| "short read".to_owned())?))
+    Ok(u16::from_le_bytes(
+        slice(bytes, offset, 2)?
+            .try_into()
+            .map_err(|_| "short read".to_owned())?,
+    ))
 }
 
 fn read_u32(bytes: &[u8], offset: u64) -> Result<u32, String> {
-    Ok(u32::from_le_bytes(slice(bytes, offset, 4)?.try_into().map_err(|_| "short read".to_owned())?))
+    Ok(u32::from_le_bytes(
+        slice(bytes, offset, 4)?
+            .try_into()
+            .map_err(|_| "short read".to_owned())?,
+    ))
 }
 
 fn read_u64(bytes: &[u8], offset: u64) -> Result<u64, String> {
-    Ok(u64::from_le_bytes(slice(bytes, offset, 8)?.try_into().map_err(|_| "short read".to_owned())?))
+    Ok(u64::from_le_bytes(
+        slice(bytes, offset, 8)?
+            .try_into()
+            .map_err(|_| "short read".to_owned())?,
+    ))
 }
 
 #[cfg(test)]
@@ -85,7 +97,10 @@ mod tests {
     #[test]
     fn static_and_dynamic() {
         assert_eq!(interpreter(&image(None)), Ok(None));
-        assert_eq!(interpreter(&image(Some("/lib64/ld-linux-x86-64.so.2"))), Ok(Some("/lib64/ld-linux-x86-64.so.2".to_owned())));
+        assert_eq!(
+            interpreter(&image(Some("/lib64/ld-linux-x86-64.so.2"))),
+            Ok(Some("/lib64/ld-linux-x86-64.so.2".to_owned()))
+        );
     }
 
     #[test]

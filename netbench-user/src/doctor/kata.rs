@@ -77,14 +77,14 @@ pub(super) fn kata_item(facts: &KataFacts<'_>) -> Item {
     if let Err(why) = facts.kvm {
         reasons.push(format!("KVM not usable: {why}"));
     }
-    match facts.vhost_net {
-        VhostNet::Present => {}
-        VhostNet::NotLoaded => reasons
-            .push("/dev/vhost-net missing (module not loaded: modprobe vhost_net)".to_owned()),
-        VhostNet::Absent => {
-            reasons.push("/dev/vhost-net missing (no vhost-net in this kernel)".to_owned())
+    let vhost_net = match facts.vhost_net {
+        VhostNet::Present => None,
+        VhostNet::NotLoaded => {
+            Some("/dev/vhost-net missing (module not loaded: modprobe vhost_net)")
         }
-    }
+        VhostNet::Absent => Some("/dev/vhost-net missing (no vhost-net in this kernel)"),
+    };
+    reasons.extend(vhost_net.map(str::to_owned));
 
     match (runtime, facts.engine_version) {
         (Some(runtime), Some(version)) if reasons.is_empty() => Item::new(

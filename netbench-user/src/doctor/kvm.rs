@@ -2,10 +2,11 @@
 //! hardware speed and halt again.
 //!
 //! `/dev/kvm` existing proves little. On some hosts every ioctl succeeds and a
-//! one-instruction guest even halts, but guest code runs about a thousand times slower
-//! than hardware virtualization (these development machines: ~1.5 us per loop
-//! iteration), so a real guest never boots. The loop (a few milliseconds under
-//! hardware virtualization) tells the two apart. The probe runs in a child process
+//! one-instruction guest even halts, but guest code runs thousands of times slower
+//! than under hardware virtualization (these development machines: 1.2-1.5 us per
+//! two-instruction loop iteration), so a real guest never boots. The loop (about one
+//! cycle per iteration, tens of milliseconds, under hardware virtualization) tells the
+//! two apart. The probe runs in a child process
 //! (`netbench doctor --kvm-probe-child`, see [`child_main`]) that the parent kills,
 //! by its own handle, when `KVM_RUN` does not return in time.
 use std::{path::Path, time::Duration};
@@ -15,11 +16,12 @@ use super::{
     tools::{self, RunError},
 };
 
-/// How long the guest may take to reach `hlt` (it needs microseconds when KVM works).
+/// How long the whole probe may take (well under a second when KVM works).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The hidden flag `main` dispatches to [`child_main`].
 const CHILD_ARGS: [&str; 2] = ["doctor", "--kvm-probe-child"];
-/// Iterations of the guest's `dec ecx; jnz` loop: ~20 ms under hardware virtualization.
+/// Iterations of the guest's `dec ecx; jnz` loop: tens of ms under hardware virtualization,
+/// over a minute on these development machines.
 const LOOP_ITERATIONS: u32 = 50_000_000;
 /// A loop slower than this means KVM is emulating, not virtualizing.
 const LOOP_LIMIT: Duration = Duration::from_secs(1);
@@ -437,12 +439,9 @@ mod raw {
             // SAFETY: the range is inside our live, writable mapping (checked above) and
             // nothing else in this process references it.
             unsafe {
-                ptr::copy_nonoverlapping(
-                    bytes.as_ptr(),
-                    self.ptr.as_ptr().cast::<u8>().add(offset),
-                    bytes.len(),
-                )
-            };
+                let dst = self.ptr.as_ptr().cast::<u8>().add(offset);
+                ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
+            }
         }
 
         fn read_u32(&self, offset: usize) -> u32 {
@@ -522,8 +521,8 @@ mod raw {
                 KVM_SET_USER_MEMORY_REGION,
                 "KVM_SET_USER_MEMORY_REGION",
                 &raw mut region,
-            )?
-        };
+            )
+        }?;
         step("vm ready");
 
         let vcpu = new_fd(ioctl_value(&vm, ValueRequest::CreateVcpu)?);
@@ -539,11 +538,11 @@ mod raw {
             rest: [0; 36],
         };
         // SAFETY: KVM_GET_SREGS fills one kvm_sregs (312 bytes, checked at compile time).
-        unsafe { ioctl_ptr(&vcpu, KVM_GET_SREGS, "KVM_GET_SREGS", &raw mut sregs)? };
+        unsafe { ioctl_ptr(&vcpu, KVM_GET_SREGS, "KVM_GET_SREGS", &raw mut sregs) }?;
         sregs.cs.base = 0;
         sregs.cs.selector = 0;
         // SAFETY: KVM_SET_SREGS reads one kvm_sregs.
-        unsafe { ioctl_ptr(&vcpu, KVM_SET_SREGS, "KVM_SET_SREGS", &raw mut sregs)? };
+        unsafe { ioctl_ptr(&vcpu, KVM_SET_SREGS, "KVM_SET_SREGS", &raw mut sregs) }?;
 
         // rflags bit 1 is reserved and must be set.
         let mut regs = Regs {
@@ -552,7 +551,7 @@ mod raw {
             ..Regs::default()
         };
         // SAFETY: KVM_SET_REGS reads one kvm_regs (144 bytes, checked at compile time).
-        unsafe { ioctl_ptr(&vcpu, KVM_SET_REGS, "KVM_SET_REGS", &raw mut regs)? };
+        unsafe { ioctl_ptr(&vcpu, KVM_SET_REGS, "KVM_SET_REGS", &raw mut regs) }?;
 
         step(RUNNING_HLT_LINE);
         run_to_hlt(&vcpu, &kvm_run)?;

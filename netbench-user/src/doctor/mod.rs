@@ -6,6 +6,7 @@
 //! tool versions) run concurrently, each bounded in time, so the whole report takes
 //! about as long as the slowest one (at most ~5 s).
 mod docker;
+pub(crate) mod elf;
 mod host;
 mod kata;
 pub mod kvm;
@@ -111,7 +112,12 @@ pub async fn collect() -> DoctorReport {
     items.push(tools.qemu);
     items.push(kvm.item());
     items.extend(tools.workloads);
-    items.push(agent_item(locate_agent()));
+    items.push(agent_item(locate_agent().map(|path| {
+        let linkage = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| elf::interpreter(&b));
+        (path, linkage)
+    })));
     DoctorReport { items }
 }
 
@@ -149,9 +155,29 @@ fn locate_agent() -> Result<std::path::PathBuf, String> {
     crate::agent::locate()
 }
 
-fn agent_item(found: Result<std::path::PathBuf, String>) -> Item {
+/// How the agent binary links: `Ok(None)` static, `Ok(Some(loader))` dynamic.
+type Linkage = Result<Option<String>, String>;
+
+/// `agent`: found, and static (it runs in images built `FROM scratch` and in VM guests).
+fn agent_item(found: Result<(std::path::PathBuf, Linkage), String>) -> Item {
     match found {
-        Ok(path) => Item::new("agent", Status::Ok, path.display().to_string()),
+        Ok((path, Ok(None))) => {
+            Item::new("agent", Status::Ok, format!("{} (static)", path.display()))
+        }
+        Ok((path, Ok(Some(loader)))) => Item::new(
+            "agent",
+            Status::Warn,
+            format!(
+                "{} is dynamically linked (needs {loader}): containers and guests need the static build, \
+                 run `cargo xtask build`",
+                path.display()
+            ),
+        ),
+        Ok((path, Err(why))) => Item::new(
+            "agent",
+            Status::Failed,
+            format!("{}: {why}", path.display()),
+        ),
         Err(reason) => Item::new("agent", Status::Missing, reason),
     }
 }
@@ -366,11 +392,29 @@ mod tests {
     }
 
     #[test]
-    fn agent_missing_keeps_reason() {
+    fn agent_must_be_found_and_static() {
         let i = agent_item(Err(
             "netbench-agent not found: run `cargo xtask build`".into()
         ));
         assert_eq!(i.status, Status::Missing);
         assert!(i.detail.contains("cargo xtask build"));
+
+        let path = std::path::PathBuf::from("/t/netbench-agent");
+        let i = agent_item(Ok((path.clone(), Ok(None))));
+        assert_eq!(
+            (i.status, i.detail.as_str()),
+            (Status::Ok, "/t/netbench-agent (static)")
+        );
+
+        let loader = "/lib64/ld-linux-x86-64.so.2";
+        let i = agent_item(Ok((path.clone(), Ok(Some(loader.into())))));
+        assert_eq!(i.status, Status::Warn);
+        assert!(
+            i.detail
+                .starts_with("/t/netbench-agent is dynamically linked (needs /lib64/ld-linux")
+        );
+
+        let not_elf = agent_item(Ok((path, Err("not an ELF file".into()))));
+        assert_eq!(not_elf.status, Status::Failed);
     }
 }
