@@ -8,4 +8,5 @@ pub mod doctor;
 pub mod lab;
 pub mod netlink;
 pub mod netns;
+pub mod stats;
 pub mod trace;

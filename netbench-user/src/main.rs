@@ -25,6 +25,24 @@ enum Command {
         #[arg(long, hide = true)]
         kvm_probe_child: bool,
     },
+    /// Trace a path netbench builds itself (no Docker) and split round trips into stages.
+    Lab {
+        /// The path to build.
+        #[arg(long, value_parser = ["veth"], default_value = "veth")]
+        path: String,
+        /// Request/response probes to send (1..=1000000).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        probes: u64,
+        /// Probe message size in bytes (24..=1400).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(24..=1400))]
+        size: u64,
+        /// Transport of the probes.
+        #[arg(long, value_parser = ["udp", "tcp"], default_value = "udp")]
+        proto: String,
+        /// Directory for results.json.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Remove every namespace netbench created (by its `nb-` prefix).
     Cleanup,
 }
@@ -41,10 +59,6 @@ fn main() -> ExitCode {
     }
 }
 
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the parsed command line is consumed here"
-)]
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor {
@@ -66,6 +80,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Lab {
+            path,
+            probes,
+            size,
+            proto,
+            out,
+        } => {
+            let config = netbench::lab::run::LabConfig {
+                path,
+                probes,
+                size: usize::try_from(size)?,
+                proto: if proto == "tcp" { "tcp" } else { "udp" },
+                port: 7301,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let result = rt.block_on(netbench::lab::run::run_lab(&config))?;
+            print!("{}", netbench::lab::run::render_table(&result));
+            if let Some(dir) = out {
+                let file = netbench::lab::run::write_results(&dir, &result)?;
+                println!("results: {}", file.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Cleanup => {
             let names = netbench::netns::list_owned();

@@ -248,3 +248,53 @@ async fn same_ifindex_in_two_namespaces_is_refused() {
     tracer.detach_all().expect("detach");
     common::assert_no_tc(&topo.client.netns_ref(), "lo").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_veth_stages_sum_to_the_round_trip() {
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    let before = netbench::netns::list_owned();
+    let config = netbench::lab::run::LabConfig {
+        path: "veth".into(),
+        probes: 2000,
+        size: 64,
+        proto: "udp",
+        port: 7361,
+    };
+    let r = netbench::lab::run::run_lab(&config).await.expect("lab run");
+    eprint!("{}", netbench::lab::run::render_table(&r));
+    assert_eq!(r.correlation.probes_sent, 2000);
+    assert!(
+        r.correlation.probes_matched * 100 >= 2000 * 99,
+        "at least 99% matched with every hop: {:?}",
+        r.correlation
+    );
+    let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "client-tx-stack",
+            "veth",
+            "server-stack-and-app",
+            "veth-reply",
+            "client-rx-stack"
+        ]
+    );
+    let sum: f64 = r.stages.iter().map(|s| s.mean_us).sum();
+    assert!(
+        (sum - r.rtt_us.mean).abs() <= r.rtt_us.mean * 0.01,
+        "stage means {sum} vs mean RTT {}",
+        r.rtt_us.mean
+    );
+    assert!(
+        r.stages
+            .iter()
+            .all(|s| s.p50_us >= 0.0 && s.p99_us >= s.p50_us)
+    );
+    assert_eq!(
+        netbench::netns::list_owned(),
+        before,
+        "no namespace left behind"
+    );
+}

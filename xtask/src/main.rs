@@ -50,8 +50,10 @@ enum Task {
         #[arg(long)]
         no_lint: bool,
     },
-    /// Set up, build (release), then exec `netbench run ARGS` with `NETBENCH_AGENT` set.
-    /// Without ARGS: `--out results/<UTC timestamp>`.
+    /// Set up, build (release), then exec netbench with `NETBENCH_AGENT` set.
+    /// Without ARGS: the default experiment, `lab --path veth --out results/<UTC time>`
+    /// (until the Docker matrix `netbench run` exists). ARGS that start with a
+    /// subcommand go to netbench as they are; ARGS that start with a flag go to `run`.
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
@@ -87,20 +89,25 @@ fn run_task(task: Task) -> Result<()> {
     }
 }
 
-/// Replaces xtask with `netbench run ...`, so signals and the exit code are netbench's own.
+/// Replaces xtask with netbench, so signals and the exit code are netbench's own.
 fn run_netbench(mut args: Vec<OsString>) -> Result<()> {
     setup::all()?;
     println!("build (release)");
     let bins = build::build(Profile::Release)?;
     if args.is_empty() {
         let out = cmd::workspace_root().join("results").join(utc_timestamp());
-        args = vec!["--out".into(), out.into()];
+        args = vec![
+            "lab".into(),
+            "--path".into(),
+            "veth".into(),
+            "--out".into(),
+            out.into(),
+        ];
+    } else if args[0].to_string_lossy().starts_with('-') {
+        args.insert(0, "run".into());
     }
     let mut netbench = cmd::command(&bins.netbench);
-    netbench
-        .arg("run")
-        .args(args)
-        .env("NETBENCH_AGENT", &bins.agent);
+    netbench.args(args).env("NETBENCH_AGENT", &bins.agent);
     println!("$ {}", cmd::display(&netbench));
     let err = netbench.exec();
     Err(err).with_context(|| format!("exec {}", bins.netbench.display()))
