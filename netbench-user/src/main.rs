@@ -28,7 +28,7 @@ enum Command {
     /// Trace a path netbench builds itself (no Docker) and split round trips into stages.
     Lab {
         /// The path to build.
-        #[arg(long, value_parser = ["veth"], default_value = "veth")]
+        #[arg(long, value_parser = ["veth", "bridge"], default_value = "veth")]
         path: String,
         /// Request/response probes to send (1..=1000000).
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

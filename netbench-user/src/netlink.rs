@@ -109,6 +109,32 @@ pub async fn create_veth(h: &Handle, name: &str, peer: &str) -> Result<(), Netli
         .map_err(req(format!("creating veth {name}/{peer}")))
 }
 
+/// Create a Linux bridge `name` in the handle's namespace.
+///
+/// # Errors
+/// When the kernel refuses.
+pub async fn create_bridge(h: &Handle, name: &str) -> Result<(), NetlinkError> {
+    h.link()
+        .add(rtnetlink::LinkBridge::new(name).build())
+        .execute()
+        .await
+        .map_err(req(format!("creating bridge {name}")))
+}
+
+/// Enslave link `name` to bridge `controller`.
+///
+/// # Errors
+/// When a link is missing or the kernel refuses.
+pub async fn set_controller(h: &Handle, name: &str, controller: &str) -> Result<(), NetlinkError> {
+    let index = index_of(h, name).await?;
+    let ctrl = index_of(h, controller).await?;
+    h.link()
+        .set(LinkUnspec::new_with_index(index).controller(ctrl).build())
+        .execute()
+        .await
+        .map_err(req(format!("adding {name} to {controller}")))
+}
+
 /// Move link `name` into namespace `to`.
 ///
 /// # Errors

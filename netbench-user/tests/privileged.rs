@@ -251,16 +251,51 @@ async fn same_ifindex_in_two_namespaces_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_veth_stages_sum_to_the_round_trip() {
+    lab_stages_sum_to_the_round_trip(
+        "veth",
+        7361,
+        &[
+            "client-tx-stack",
+            "veth",
+            "server-stack-and-app",
+            "veth-reply",
+            "client-rx-stack",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_bridge_stages_sum_to_the_round_trip() {
+    lab_stages_sum_to_the_round_trip(
+        "bridge",
+        7371,
+        &[
+            "client-tx-stack",
+            "veth-client",
+            "bridge",
+            "veth-server",
+            "server-stack-and-app",
+            "veth-server-reply",
+            "bridge-reply",
+            "veth-client-reply",
+            "client-rx-stack",
+        ],
+    )
+    .await;
+}
+
+async fn lab_stages_sum_to_the_round_trip(path: &str, port: u16, stages: &[&str]) {
     let Some(_root) = common::require_root() else {
         return;
     };
     let before = netbench::netns::list_owned();
     let config = netbench::lab::run::LabConfig {
-        path: "veth".into(),
+        path: path.into(),
         probes: 2000,
         size: 64,
         proto: "udp",
-        port: 7361,
+        port,
     };
     let r = netbench::lab::run::run_lab(&config).await.expect("lab run");
     eprint!("{}", netbench::lab::run::render_table(&r));
@@ -271,16 +306,7 @@ async fn lab_veth_stages_sum_to_the_round_trip() {
         r.correlation
     );
     let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "client-tx-stack",
-            "veth",
-            "server-stack-and-app",
-            "veth-reply",
-            "client-rx-stack"
-        ]
-    );
+    assert_eq!(names, stages);
     let sum: f64 = r.stages.iter().map(|s| s.mean_us).sum();
     assert!(
         (sum - r.rtt_us.mean).abs() <= r.rtt_us.mean * 0.01,

@@ -37,7 +37,7 @@ pub enum LabError {
 /// What to run.
 #[derive(Clone, Debug, Serialize)]
 pub struct LabConfig {
-    /// `veth` (more paths come with the lab issue).
+    /// `veth` or `bridge` (the tap path comes with the lab issue).
     pub path: String,
     pub probes: u64,
     pub size: usize,
@@ -83,35 +83,57 @@ fn tc_point(name: String, kind: HookKindTag, dir: DirTag, ifindex: u32) -> Point
     }
 }
 
-/// The veth path: client send, client eth egress, server eth ingress, (server stack and
-/// application), server eth egress, client eth ingress, client receive.
-fn veth_path(client_if: u32, server_if: u32) -> PathSpec {
-    use DirTag::{Reply, Request};
-    use HookKindTag::{Egress, Ingress};
-    PathSpec::new(
-        vec![
-            Point {
-                name: "client-send".into(),
-                source: PointSource::ClientSend,
-            },
-            tc_point("client-eth0-egress".into(), Egress, Request, client_if),
-            tc_point("server-eth0-ingress".into(), Ingress, Request, server_if),
-            tc_point("server-eth0-egress".into(), Egress, Reply, server_if),
-            tc_point("client-eth0-ingress".into(), Ingress, Reply, client_if),
-            Point {
-                name: "client-recv".into(),
-                source: PointSource::ClientRecv,
-            },
+/// Names of the stages between consecutive points, per path (request then reply).
+fn stage_names(path: &str) -> &'static [&'static str] {
+    match path {
+        "bridge" => &[
+            "client-tx-stack",
+            "veth-client",
+            "bridge",
+            "veth-server",
+            "server-stack-and-app",
+            "veth-server-reply",
+            "bridge-reply",
+            "veth-client-reply",
+            "client-rx-stack",
         ],
-        [
+        _ => &[
             "client-tx-stack",
             "veth",
             "server-stack-and-app",
             "veth-reply",
             "client-rx-stack",
-        ]
-        .map(String::from)
-        .to_vec(),
+        ],
+    }
+}
+
+/// The path's points: client send; then along the hook devices (request order) the
+/// packet leaves one device (egress) and enters the next (ingress); the reply retraces
+/// them backwards; client receive last.
+fn path_spec(path: &str, hooks: &[(String, u32)]) -> PathSpec {
+    use DirTag::{Reply, Request};
+    use HookKindTag::{Egress, Ingress};
+    let mut points = vec![Point {
+        name: "client-send".into(),
+        source: PointSource::ClientSend,
+    }];
+    for (i, (name, ifindex)) in hooks.iter().enumerate() {
+        let kind = if i % 2 == 0 { Egress } else { Ingress };
+        let k = if i % 2 == 0 { "egress" } else { "ingress" };
+        points.push(tc_point(format!("{name}-{k}"), kind, Request, *ifindex));
+    }
+    for (i, (name, ifindex)) in hooks.iter().enumerate().rev() {
+        let kind = if i % 2 == 0 { Ingress } else { Egress };
+        let k = if i % 2 == 0 { "ingress" } else { "egress" };
+        points.push(tc_point(format!("{name}-{k}-reply"), kind, Reply, *ifindex));
+    }
+    points.push(Point {
+        name: "client-recv".into(),
+        source: PointSource::ClientRecv,
+    });
+    PathSpec::new(
+        points,
+        stage_names(path).iter().map(|s| (*s).to_owned()).collect(),
     )
 }
 
@@ -120,10 +142,15 @@ fn veth_path(client_if: u32, server_if: u32) -> PathSpec {
 /// # Errors
 /// When the topology, the tracer or the agent fails; everything created is removed.
 pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
-    let topo = LabTopology::veth("lab").await?;
-    let client_if = ifindex_of(&topo.client.hook())?;
-    let server_if = ifindex_of(&topo.server.hook())?;
-    let path = veth_path(client_if, server_if);
+    let topo = match config.path.as_str() {
+        "bridge" => LabTopology::bridge("lab").await?,
+        _ => LabTopology::veth("lab").await?,
+    };
+    let mut hooks = Vec::new();
+    for h in &topo.hooks {
+        hooks.push((format!("{}@{}", h.ifname, h.netns), ifindex_of(h)?));
+    }
+    let path = path_spec(topo.path, &hooks);
 
     let mut tracer = Tracer::load(&TraceConfig {
         ports: vec![config.port],
@@ -298,4 +325,53 @@ pub fn write_results(dir: &std::path::Path, r: &LabResult) -> Result<PathBuf, La
         source,
     })?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hooks(n: u32) -> Vec<(String, u32)> {
+        (0..n).map(|i| (format!("d{i}"), 10 + i)).collect()
+    }
+
+    #[test]
+    fn bridge_path_alternates_egress_ingress_and_mirrors_the_reply() {
+        let p = path_spec("bridge", &hooks(4));
+        assert_eq!(p.points.len(), 10);
+        assert_eq!(p.stages.len(), 9);
+        let names: Vec<&str> = p.points.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "client-send",
+                "d0-egress",
+                "d1-ingress",
+                "d2-egress",
+                "d3-ingress",
+                "d3-egress-reply",
+                "d2-ingress-reply",
+                "d1-egress-reply",
+                "d0-ingress-reply",
+                "client-recv"
+            ]
+        );
+        assert_eq!(p.stages[2], "bridge");
+        assert_eq!(
+            p.points[5].source,
+            PointSource::Tc {
+                kind: HookKindTag::Egress,
+                dir: DirTag::Reply,
+                device: DeviceId { ifindex: 13 }
+            }
+        );
+    }
+
+    #[test]
+    fn veth_path_has_five_stages() {
+        let p = path_spec("veth", &hooks(2));
+        assert_eq!(p.points.len(), p.stages.len() + 1);
+        assert_eq!(p.stages[1], "veth");
+        assert_eq!(p.stages[3], "veth-reply");
+    }
 }

@@ -89,6 +89,61 @@ impl LabTopology {
         })
     }
 
+    /// client netns --veth-- Linux bridge in a "host" netns --veth-- server netns: the
+    /// runC bridge path. Every device is created in the host namespace, so ifindexes are
+    /// unique across the three namespaces (moved devices keep their index).
+    ///
+    /// # Errors
+    /// When namespaces or links cannot be created; whatever was made is removed.
+    pub async fn bridge(tag: &str) -> Result<Self, NetlinkError> {
+        let host_ns = OwnedNetns::create(&unique_name(&format!("{tag}-h")))?;
+        let client_ns = OwnedNetns::create(&unique_name(&format!("{tag}-c")))?;
+        let server_ns = OwnedNetns::create(&unique_name(&format!("{tag}-s")))?;
+        let hh = netlink::handle_in(&host_ns.reference())?;
+        netlink::create_bridge(&hh, "nbbr0").await?;
+        netlink::set_up(&hh, "nbbr0").await?;
+        netlink::set_up(&hh, "lo").await?;
+        for (host_end, far_end, ns) in
+            [("nbhc0", "nbc0", &client_ns), ("nbhs0", "nbs0", &server_ns)]
+        {
+            netlink::create_veth(&hh, host_end, far_end).await?;
+            netlink::move_to_netns(&hh, far_end, &ns.reference()).await?;
+            netlink::set_controller(&hh, host_end, "nbbr0").await?;
+            netlink::set_up(&hh, host_end).await?;
+        }
+        let (cip, sip) = (lab_ip(1), lab_ip(2));
+        for (ns, ifname, ip) in [(&client_ns, "nbc0", cip), (&server_ns, "nbs0", sip)] {
+            let h = netlink::handle_in(&ns.reference())?;
+            netlink::add_addr(&h, ifname, IpAddr::V4(ip), 24).await?;
+            netlink::set_up(&h, ifname).await?;
+            netlink::set_up(&h, "lo").await?;
+        }
+        let host = host_ns.reference();
+        let client = Endpoint {
+            netns: client_ns,
+            ifname: "nbc0".into(),
+            ip: cip,
+        };
+        let server = Endpoint {
+            netns: server_ns,
+            ifname: "nbs0".into(),
+            ip: sip,
+        };
+        let hooks = vec![
+            client.hook(),
+            HookDevice::new(host.clone(), "nbhc0"),
+            HookDevice::new(host, "nbhs0"),
+            server.hook(),
+        ];
+        Ok(Self {
+            path: "bridge",
+            client,
+            server,
+            hooks,
+            extra: vec![host_ns],
+        })
+    }
+
     /// Every namespace of the topology.
     #[must_use]
     pub fn namespaces(&self) -> Vec<NetnsRef> {
