@@ -8,5 +8,7 @@ pub mod doctor;
 pub mod lab;
 pub mod netlink;
 pub mod netns;
+pub mod report;
+pub mod stages;
 pub mod stats;
 pub mod trace;

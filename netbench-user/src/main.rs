@@ -43,6 +43,11 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Re-render tables from a results directory's results.json.
+    Report {
+        /// The results directory.
+        dir: std::path::PathBuf,
+    },
     /// Remove every namespace netbench created (by its `nb-` prefix).
     Cleanup,
 }
@@ -102,6 +107,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let file = netbench::lab::run::write_results(&dir, &result)?;
                 println!("results: {}", file.display());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { dir } => {
+            let results = netbench::report::Results::load(&dir)?;
+            print!("{}", netbench::report::render(&results));
             Ok(ExitCode::SUCCESS)
         }
         Command::Cleanup => {

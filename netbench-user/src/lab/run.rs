@@ -7,11 +7,10 @@ use serde::Serialize;
 use super::LabTopology;
 use crate::{
     agent::{AgentError, AgentServer, RrSpec, run_rr},
-    correlate::{
-        AppProbe, CorrelationStats, DeviceId, DirTag, HookKindTag, PathSpec, Point, PointSource,
-        correlate,
-    },
+    correlate::{AppProbe, CorrelationStats, correlate},
     netlink::NetlinkError,
+    report::{Env, ReportError, Results, Rtt, Scenario, Status},
+    stages::{BRIDGE_STAGES, PathHook, StageResult, VETH_STAGES, alternating_path, stage_results},
     stats::{Summary, summarize},
     trace::{TcMode, TraceConfig, TraceError, Tracer, tc::ifindex_of},
 };
@@ -24,12 +23,8 @@ pub enum LabError {
     Trace(#[from] TraceError),
     #[error("{0}")]
     Agent(#[from] AgentError),
-    #[error("writing results to {path}: {source}")]
-    Output {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("writing results: {0}")]
+    Output(#[from] ReportError),
     #[error("reader task: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -46,21 +41,6 @@ pub struct LabConfig {
     pub port: u16,
 }
 
-/// One stage's statistics.
-#[derive(Clone, Debug, Serialize)]
-pub struct StageResult {
-    pub name: String,
-    pub from_hook: String,
-    pub to_hook: String,
-    pub mean_us: f64,
-    pub p50_us: f64,
-    pub p90_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    /// Share of the mean round trip.
-    pub share: f64,
-}
-
 /// The outcome of one lab run.
 #[derive(Clone, Debug, Serialize)]
 pub struct LabResult {
@@ -72,69 +52,12 @@ pub struct LabResult {
     pub events: u64,
 }
 
-fn tc_point(name: String, kind: HookKindTag, dir: DirTag, ifindex: u32) -> Point {
-    Point {
-        name,
-        source: PointSource::Tc {
-            kind,
-            dir,
-            device: DeviceId { ifindex },
-        },
-    }
-}
-
-/// Names of the stages between consecutive points, per path (request then reply).
+/// The lab path's stage names.
 fn stage_names(path: &str) -> &'static [&'static str] {
     match path {
-        "bridge" => &[
-            "client-tx-stack",
-            "veth-client",
-            "bridge",
-            "veth-server",
-            "server-stack-and-app",
-            "veth-server-reply",
-            "bridge-reply",
-            "veth-client-reply",
-            "client-rx-stack",
-        ],
-        _ => &[
-            "client-tx-stack",
-            "veth",
-            "server-stack-and-app",
-            "veth-reply",
-            "client-rx-stack",
-        ],
+        "bridge" => BRIDGE_STAGES,
+        _ => VETH_STAGES,
     }
-}
-
-/// The path's points: client send; then along the hook devices (request order) the
-/// packet leaves one device (egress) and enters the next (ingress); the reply retraces
-/// them backwards; client receive last.
-fn path_spec(path: &str, hooks: &[(String, u32)]) -> PathSpec {
-    use DirTag::{Reply, Request};
-    use HookKindTag::{Egress, Ingress};
-    let mut points = vec![Point {
-        name: "client-send".into(),
-        source: PointSource::ClientSend,
-    }];
-    for (i, (name, ifindex)) in hooks.iter().enumerate() {
-        let kind = if i % 2 == 0 { Egress } else { Ingress };
-        let k = if i % 2 == 0 { "egress" } else { "ingress" };
-        points.push(tc_point(format!("{name}-{k}"), kind, Request, *ifindex));
-    }
-    for (i, (name, ifindex)) in hooks.iter().enumerate().rev() {
-        let kind = if i % 2 == 0 { Ingress } else { Egress };
-        let k = if i % 2 == 0 { "ingress" } else { "egress" };
-        points.push(tc_point(format!("{name}-{k}-reply"), kind, Reply, *ifindex));
-    }
-    points.push(Point {
-        name: "client-recv".into(),
-        source: PointSource::ClientRecv,
-    });
-    PathSpec::new(
-        points,
-        stage_names(path).iter().map(|s| (*s).to_owned()).collect(),
-    )
 }
 
 /// Run one lab experiment.
@@ -148,9 +71,12 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     };
     let mut hooks = Vec::new();
     for h in &topo.hooks {
-        hooks.push((format!("{}@{}", h.ifname, h.netns), ifindex_of(h)?));
+        hooks.push(PathHook {
+            name: format!("{}@{}", h.ifname, h.netns),
+            ifindex: ifindex_of(h)?,
+        });
     }
-    let path = path_spec(topo.path, &hooks);
+    let path = alternating_path(&hooks, stage_names(topo.path));
 
     let mut tracer = Tracer::load(&TraceConfig {
         ports: vec![config.port],
@@ -210,29 +136,7 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
         .map(crate::correlate::Timeline::rtt_ns)
         .collect();
     let rtt = summarize(&rtts);
-    let mut stages = Vec::new();
-    for (i, name) in path.stages.iter().enumerate() {
-        let v: Vec<u64> = timelines
-            .iter()
-            .map(|t| t.ts_ns[i + 1] - t.ts_ns[i])
-            .collect();
-        let s = summarize(&v);
-        stages.push(StageResult {
-            name: name.clone(),
-            from_hook: path.points[i].name.clone(),
-            to_hook: path.points[i + 1].name.clone(),
-            mean_us: s.mean,
-            p50_us: s.p50,
-            p90_us: s.p90,
-            p99_us: s.p99,
-            p999_us: s.p999,
-            share: if rtt.mean > 0.0 {
-                s.mean / rtt.mean
-            } else {
-                0.0
-            },
-        });
-    }
+    let stages = stage_results(&path, &timelines, rtt.mean);
     Ok(LabResult {
         config: config.clone(),
         rtt_us: rtt,
@@ -243,135 +147,45 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     })
 }
 
+/// The run as a results document (one scenario).
+#[must_use]
+pub fn to_results(r: &LabResult) -> Results {
+    let config = serde_json::to_value(&r.config).unwrap_or_default();
+    let mut results = Results::new(Env::local(), config);
+    results.scenarios.push(Scenario {
+        id: format!("lab-{}-{}", r.config.path, r.config.proto),
+        runtime: format!("lab-{}", r.config.path),
+        client_driver: "lab".into(),
+        server_driver: "lab".into(),
+        stress: "none".into(),
+        status: Status::Ok,
+        reason: None,
+        model: None,
+        bandwidth_gbps: None,
+        rtt_us: Some(Rtt {
+            summary: r.rtt_us,
+            per_rep_p50: vec![r.rtt_us.p50],
+        }),
+        stages: r.stages.clone(),
+        breakdown: Vec::new(),
+        probes_sent: r.correlation.probes_sent,
+        probes_matched: r.correlation.probes_matched,
+        events_lost: r.events_lost,
+        bandwidth_tracing: None,
+    });
+    results
+}
+
 /// The terminal table of stages.
 #[must_use]
 pub fn render_table(r: &LabResult) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "path {} ({} {} B): {} probes sent, {} matched, {} events lost",
-        r.config.path,
-        r.config.proto,
-        r.config.size,
-        r.correlation.probes_sent,
-        r.correlation.probes_matched,
-        r.events_lost
-    );
-    let _ = writeln!(
-        out,
-        "{:<22} {:>10} {:>10} {:>10} {:>7}",
-        "stage", "mean us", "p50 us", "p99 us", "share"
-    );
-    for s in &r.stages {
-        let _ = writeln!(
-            out,
-            "{:<22} {:>10.2} {:>10.2} {:>10.2} {:>6.1}%",
-            s.name,
-            s.mean_us,
-            s.p50_us,
-            s.p99_us,
-            s.share * 100.0
-        );
-    }
-    let _ = writeln!(
-        out,
-        "{:<22} {:>10.2} {:>10.2} {:>10.2} {:>6.1}%",
-        "round trip", r.rtt_us.mean, r.rtt_us.p50, r.rtt_us.p99, 100.0
-    );
-    out
+    crate::report::render(&to_results(r))
 }
 
-/// Write `results.json` into `dir`.
+/// Write the results directory (`results.json`, `summary.csv`) into `dir`.
 ///
 /// # Errors
-/// When the directory or file cannot be written.
+/// When the directory or a file cannot be written.
 pub fn write_results(dir: &std::path::Path, r: &LabResult) -> Result<PathBuf, LabError> {
-    let io = |source| LabError::Output {
-        path: dir.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let path = dir.join("results.json");
-    let env = serde_json::json!({
-        "kernel": nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
-        "cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
-        "netbench_version": env!("CARGO_PKG_VERSION"),
-    });
-    let doc = serde_json::json!({
-        "schema": 1,
-        "env": env,
-        "config": r.config,
-        "scenarios": [{
-            "id": format!("lab-{}-{}", r.config.path, r.config.proto),
-            "runtime": format!("lab-{}", r.config.path),
-            "client_driver": "lab",
-            "server_driver": "lab",
-            "stress": "none",
-            "status": "ok",
-            "reason": null,
-            "bandwidth_gbps": null,
-            "rtt_us": r.rtt_us,
-            "stages": r.stages,
-            "probes_sent": r.correlation.probes_sent,
-            "probes_matched": r.correlation.probes_matched,
-            "events_lost": r.events_lost,
-            "correlation": r.correlation,
-        }],
-    });
-    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    std::fs::write(&path, text).map_err(|source| LabError::Output {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hooks(n: u32) -> Vec<(String, u32)> {
-        (0..n).map(|i| (format!("d{i}"), 10 + i)).collect()
-    }
-
-    #[test]
-    fn bridge_path_alternates_egress_ingress_and_mirrors_the_reply() {
-        let p = path_spec("bridge", &hooks(4));
-        assert_eq!(p.points.len(), 10);
-        assert_eq!(p.stages.len(), 9);
-        let names: Vec<&str> = p.points.iter().map(|x| x.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "client-send",
-                "d0-egress",
-                "d1-ingress",
-                "d2-egress",
-                "d3-ingress",
-                "d3-egress-reply",
-                "d2-ingress-reply",
-                "d1-egress-reply",
-                "d0-ingress-reply",
-                "client-recv"
-            ]
-        );
-        assert_eq!(p.stages[2], "bridge");
-        assert_eq!(
-            p.points[5].source,
-            PointSource::Tc {
-                kind: HookKindTag::Egress,
-                dir: DirTag::Reply,
-                device: DeviceId { ifindex: 13 }
-            }
-        );
-    }
-
-    #[test]
-    fn veth_path_has_five_stages() {
-        let p = path_spec("veth", &hooks(2));
-        assert_eq!(p.points.len(), p.stages.len() + 1);
-        assert_eq!(p.stages[1], "veth");
-        assert_eq!(p.stages[3], "veth-reply");
-    }
+    Ok(to_results(r).write(dir)?)
 }

@@ -1,0 +1,230 @@
+//! The stage model: a path's hook devices in request order -> its points -> named
+//! stages, and the per-stage statistics of a set of timelines.
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    correlate::{DeviceId, DirTag, HookKindTag, PathSpec, Point, PointSource, Timeline},
+    stats::summarize,
+};
+
+/// Stages of the veth path (client netns <-> server netns).
+pub const VETH_STAGES: &[&str] = &[
+    "client-tx-stack",
+    "veth",
+    "server-stack-and-app",
+    "veth-reply",
+    "client-rx-stack",
+];
+
+/// Stages of the bridge path (client - veth - bridge - veth - server): runC's bridge.
+pub const BRIDGE_STAGES: &[&str] = &[
+    "client-tx-stack",
+    "veth-client",
+    "bridge",
+    "veth-server",
+    "server-stack-and-app",
+    "veth-server-reply",
+    "bridge-reply",
+    "veth-client-reply",
+    "client-rx-stack",
+];
+
+/// One hook device of a path: a display name and its ifindex.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathHook {
+    pub name: String,
+    pub ifindex: u32,
+}
+
+fn tc_point(name: String, kind: HookKindTag, dir: DirTag, ifindex: u32) -> Point {
+    Point {
+        name,
+        source: PointSource::Tc {
+            kind,
+            dir,
+            device: DeviceId { ifindex },
+        },
+    }
+}
+
+/// The points of a path whose request leaves `hooks[0]` (egress), enters `hooks[1]`
+/// (ingress), leaves `hooks[2]`, ... and whose reply retraces them backwards:
+/// client send, request points, reply points, client receive.
+#[must_use]
+pub fn alternating_path(hooks: &[PathHook], stage_names: &[&str]) -> PathSpec {
+    let kinds: Vec<(HookKindTag, HookKindTag)> = (0..hooks.len())
+        .map(|i| {
+            if i % 2 == 0 {
+                (HookKindTag::Egress, HookKindTag::Ingress)
+            } else {
+                (HookKindTag::Ingress, HookKindTag::Egress)
+            }
+        })
+        .collect();
+    explicit_path(hooks, &kinds, stage_names)
+}
+
+/// Like [`alternating_path`] with the (request, reply) hook kind of each device given.
+#[must_use]
+pub fn explicit_path(
+    hooks: &[PathHook],
+    kinds: &[(HookKindTag, HookKindTag)],
+    stage_names: &[&str],
+) -> PathSpec {
+    let kind_name = |k: HookKindTag| match k {
+        HookKindTag::Egress => "egress",
+        HookKindTag::Ingress => "ingress",
+    };
+    let mut points = vec![Point {
+        name: "client-send".into(),
+        source: PointSource::ClientSend,
+    }];
+    for (h, (req, _)) in hooks.iter().zip(kinds) {
+        points.push(tc_point(
+            format!("{}-{}", h.name, kind_name(*req)),
+            *req,
+            DirTag::Request,
+            h.ifindex,
+        ));
+    }
+    for (h, (_, rep)) in hooks.iter().zip(kinds).rev() {
+        points.push(tc_point(
+            format!("{}-{}-reply", h.name, kind_name(*rep)),
+            *rep,
+            DirTag::Reply,
+            h.ifindex,
+        ));
+    }
+    points.push(Point {
+        name: "client-recv".into(),
+        source: PointSource::ClientRecv,
+    });
+    PathSpec::new(
+        points,
+        stage_names.iter().map(|s| (*s).to_owned()).collect(),
+    )
+}
+
+/// One stage's statistics (results contract).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageResult {
+    pub name: String,
+    pub from_hook: String,
+    pub to_hook: String,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    /// Share of the mean round trip (stage means sum to the mean round trip).
+    pub share: f64,
+}
+
+/// Per-stage statistics of `timelines` along `path`.
+#[must_use]
+pub fn stage_results(
+    path: &PathSpec,
+    timelines: &[Timeline],
+    mean_rtt_us: f64,
+) -> Vec<StageResult> {
+    path.stages
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let v: Vec<u64> = timelines
+                .iter()
+                .map(|t| t.ts_ns[i + 1] - t.ts_ns[i])
+                .collect();
+            let s = summarize(&v);
+            StageResult {
+                name: name.clone(),
+                from_hook: path.points[i].name.clone(),
+                to_hook: path.points[i + 1].name.clone(),
+                mean_us: s.mean,
+                p50_us: s.p50,
+                p90_us: s.p90,
+                p99_us: s.p99,
+                p999_us: s.p999,
+                share: if mean_rtt_us > 0.0 {
+                    s.mean / mean_rtt_us
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hooks(n: u32) -> Vec<PathHook> {
+        (0..n)
+            .map(|i| PathHook {
+                name: format!("d{i}"),
+                ifindex: 10 + i,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bridge_path_alternates_egress_ingress_and_mirrors_the_reply() {
+        let p = alternating_path(&hooks(4), BRIDGE_STAGES);
+        assert_eq!(p.points.len(), 10);
+        assert_eq!(p.stages.len(), 9);
+        let names: Vec<&str> = p.points.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "client-send",
+                "d0-egress",
+                "d1-ingress",
+                "d2-egress",
+                "d3-ingress",
+                "d3-egress-reply",
+                "d2-ingress-reply",
+                "d1-egress-reply",
+                "d0-ingress-reply",
+                "client-recv"
+            ]
+        );
+        assert_eq!(p.stages[2], "bridge");
+        assert_eq!(
+            p.points[5].source,
+            PointSource::Tc {
+                kind: HookKindTag::Egress,
+                dir: DirTag::Reply,
+                device: DeviceId { ifindex: 13 }
+            }
+        );
+    }
+
+    #[test]
+    fn veth_path_has_five_stages() {
+        let p = alternating_path(&hooks(2), VETH_STAGES);
+        assert_eq!(p.points.len(), p.stages.len() + 1);
+        assert_eq!(p.stages[1], "veth");
+        assert_eq!(p.stages[3], "veth-reply");
+    }
+
+    #[test]
+    fn stage_results_sum_to_the_mean_rtt() {
+        let p = alternating_path(&hooks(2), VETH_STAGES);
+        let t = vec![
+            Timeline {
+                seq: 0,
+                ts_ns: vec![0, 1000, 3000, 7000, 8000, 10_000],
+            },
+            Timeline {
+                seq: 1,
+                ts_ns: vec![0, 2000, 4000, 9000, 9500, 12_000],
+            },
+        ];
+        let r = stage_results(&p, &t, 11.0);
+        let sum: f64 = r.iter().map(|s| s.mean_us).sum();
+        assert!((sum - 11.0).abs() < 1e-9);
+        assert!((r.iter().map(|s| s.share).sum::<f64>() - 1.0).abs() < 1e-9);
+        assert_eq!(r[0].from_hook, "client-send");
+    }
+}
