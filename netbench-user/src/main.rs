@@ -28,7 +28,7 @@ enum Command {
     /// Trace a path netbench builds itself (no Docker) and split round trips into stages.
     Lab {
         /// The path to build.
-        #[arg(long, value_parser = ["veth", "bridge"], default_value = "veth")]
+        #[arg(long, value_parser = ["veth", "bridge", "tap"], default_value = "veth")]
         path: String,
         /// Request/response probes to send (1..=1000000).
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -42,6 +42,20 @@ enum Command {
         /// Directory for results.json.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+    },
+    /// Internal: the VMM stand-in of the lab's tap path (relays frames between taps).
+    #[command(hide = true)]
+    VmmRelay {
+        #[arg(long)]
+        sandbox_netns: std::path::PathBuf,
+        #[arg(long)]
+        tap: String,
+        #[arg(long)]
+        guest_netns: std::path::PathBuf,
+        #[arg(long)]
+        guest_tap: String,
+        #[arg(long, default_value_t = 600)]
+        max_seconds: u64,
     },
     /// Re-render tables from a results directory's results.json.
     Report {
@@ -107,6 +121,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let file = netbench::lab::run::write_results(&dir, &result)?;
                 println!("results: {}", file.display());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VmmRelay {
+            sandbox_netns,
+            tap,
+            guest_netns,
+            guest_tap,
+            max_seconds,
+        } => {
+            netbench::lab::vmm::relay_main(
+                &sandbox_netns,
+                &tap,
+                &guest_netns,
+                &guest_tap,
+                std::time::Duration::from_secs(max_seconds.min(86_400)),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { dir } => {

@@ -97,6 +97,15 @@ pub fn mac_of(link: &LinkMessage) -> Option<[u8; 6]> {
     })
 }
 
+/// The MTU of a link.
+#[must_use]
+pub fn mtu_of(link: &LinkMessage) -> Option<u32> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Mtu(m) => Some(*m),
+        _ => None,
+    })
+}
+
 /// Create a veth pair `name` <-> `peer` in the handle's namespace.
 ///
 /// # Errors
@@ -294,4 +303,64 @@ pub async fn qdisc_kinds(h: &Handle, index: u32) -> Result<Vec<String>, NetlinkE
         }));
     }
     Ok(kinds)
+}
+
+/// Every link in the handle's namespace.
+///
+/// # Errors
+/// On netlink failures.
+pub async fn list_links(h: &Handle) -> Result<Vec<LinkMessage>, NetlinkError> {
+    h.link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(req("listing links"))
+}
+
+/// The name of a link.
+#[must_use]
+pub fn name_of(link: &LinkMessage) -> Option<&str> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.as_str()),
+        _ => None,
+    })
+}
+
+/// The alias (`IFLA_IFALIAS`) of a link.
+#[must_use]
+pub fn alias_of(link: &LinkMessage) -> Option<&str> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfAlias(n) => Some(n.as_str()),
+        _ => None,
+    })
+}
+
+/// Where a link points: `IFLA_LINK` (a veth's peer, a macvlan's parent: an ifindex in
+/// the namespace given by `IFLA_LINK_NETNSID`, or in the link's own namespace when that
+/// is absent).
+#[must_use]
+pub fn link_target_of(link: &LinkMessage) -> (Option<u32>, Option<i32>) {
+    let mut target = (None, None);
+    for a in &link.attributes {
+        match a {
+            LinkAttribute::Link(i) => target.0 = Some(*i),
+            LinkAttribute::LinkNetNsId(id) => target.1 = Some(*id),
+            _ => {}
+        }
+    }
+    target
+}
+
+/// Set the alias (`IFLA_IFALIAS`) of link `name`: a label that `ip link` shows.
+///
+/// # Errors
+/// When there is no such link or the kernel refuses.
+pub async fn set_alias(h: &Handle, name: &str, alias: &str) -> Result<(), NetlinkError> {
+    let index = index_of(h, name).await?;
+    h.link()
+        .set(LinkUnspec::new_with_index(index).alias(alias).build())
+        .execute()
+        .await
+        .map_err(req(format!("setting the alias of {name}")))
 }

@@ -324,3 +324,106 @@ async fn lab_stages_sum_to_the_round_trip(path: &str, port: u16, stages: &[&str]
         "no namespace left behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_tap_stages_sum_to_the_round_trip() {
+    lab_stages_sum_to_the_round_trip("tap", 7381, netbench::lab::run::TAP_STAGES).await;
+}
+
+/// Tracing the Kata-style path never steals packets from its mirred redirects, and
+/// detaching leaves Kata's own qdiscs and filters exactly as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracing_the_tap_path_keeps_kata_redirects_working() {
+    use netbench::lab::{tap, topology::TAP, vmm::StandIn};
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    let topo = LabTopology::tap("tk").await.expect("tap topology");
+    let sandbox = topo.extra[0].reference();
+    let h = netlink::handle_in(&sandbox).expect("netlink");
+    let eth0 = netlink::index_of(&h, "eth0").await.expect("eth0");
+    let tap0 = netlink::index_of(&h, TAP).await.expect("tap");
+    let filters = |h: rtnetlink::Handle| async move {
+        (
+            tap::ingress_filter_count(&h, eth0).await.expect("filters"),
+            tap::ingress_filter_count(&h, tap0).await.expect("filters"),
+        )
+    };
+    let before = filters(h.clone()).await;
+    assert!(
+        before.0 >= 1 && before.1 >= 1,
+        "Kata's redirects are installed: {before:?}"
+    );
+
+    let vmm = StandIn::start(&topo.vmm_spec(120).expect("tap path"))
+        .await
+        .expect("vmm stand-in");
+    let port = 7391;
+    let server = AgentServer::start(&topo.server.netns_ref(), port, 120)
+        .await
+        .expect("serve in guest");
+    let spec = RrSpec {
+        server: topo.server.ip.into(),
+        port,
+        proto: "udp",
+        count: 200,
+        size: 64,
+        run_id: 77,
+        timeout_ms: 1000,
+        max_seconds: 60,
+    };
+    let mut tracer = Tracer::load(&TraceConfig {
+        ports: vec![port],
+        ..TraceConfig::default()
+    })
+    .expect("load");
+    for hook in &topo.hooks {
+        tracer.attach(hook, TcMode::Auto).expect("attach");
+    }
+    let probes_traced = run_rr(&topo.client.netns_ref(), &spec)
+        .await
+        .expect("rr traced");
+    let seen = tracer.counters().expect("counters").probes_seen;
+    tracer.detach_all().expect("detach");
+    drop(tracer);
+    let untraced = run_rr(&topo.client.netns_ref(), &spec)
+        .await
+        .expect("rr after detach");
+    server.stop().await;
+    vmm.stop().await;
+
+    let answered = |p: &[netbench::agent::RrProbe]| p.iter().filter(|x| !x.lost).count();
+    assert_eq!(
+        answered(&probes_traced),
+        200,
+        "every probe answered while traced"
+    );
+    assert_eq!(
+        answered(&untraced),
+        200,
+        "every probe answered after detach"
+    );
+    assert!(seen >= 200 * 8, "each probe seen at 8 hook points: {seen}");
+    assert_eq!(filters(h.clone()).await, before, "Kata's filters untouched");
+    let kinds_eth = netlink::qdisc_kinds(&h, eth0).await.expect("qdiscs");
+    assert!(kinds_eth.iter().any(|k| k == "ingress") && !kinds_eth.iter().any(|k| k == "clsact"));
+    let name = TAP.to_owned();
+    let progs = netbench::netns::in_netns(&sandbox, move || {
+        use aya::programs::{SchedClassifier, TcAttachType};
+        ["eth0", name.as_str()]
+            .iter()
+            .flat_map(|d| {
+                [
+                    (d.to_string(), TcAttachType::Ingress),
+                    (d.to_string(), TcAttachType::Egress),
+                ]
+            })
+            .map(|(d, t)| SchedClassifier::query_tcx(&d, t).map_or(0, |(_, p)| p.len()))
+            .sum::<usize>()
+    })
+    .expect("netns");
+    assert_eq!(progs, 0, "no tcx program left on eth0/tap0_kata");
+    let names: Vec<String> = topo.namespaces().iter().map(ToString::to_string).collect();
+    drop(topo);
+    common::assert_gone(&names);
+}

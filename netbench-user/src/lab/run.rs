@@ -4,10 +4,13 @@ use std::{path::PathBuf, time::Duration};
 use netbench_common::HopEvent;
 use serde::Serialize;
 
-use super::LabTopology;
+use super::{
+    LabTopology,
+    vmm::{StandIn, Vmm},
+};
 use crate::{
     agent::{AgentError, AgentServer, RrSpec, run_rr},
-    correlate::{AppProbe, CorrelationStats, correlate},
+    correlate::{AppProbe, CorrelationStats, PathSpec, Timeline, correlate},
     netlink::NetlinkError,
     report::{Env, ReportError, Results, Rtt, Scenario, Status},
     stages::{BRIDGE_STAGES, PathHook, StageResult, VETH_STAGES, alternating_path, stage_results},
@@ -25,6 +28,10 @@ pub enum LabError {
     Agent(#[from] AgentError),
     #[error("writing results: {0}")]
     Output(#[from] ReportError),
+    #[error("no probe crossed every hop (nothing to report): {0}")]
+    NothingMatched(String),
+    #[error("VMM stand-in: {0}")]
+    Vmm(#[source] std::io::Error),
     #[error("reader task: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -32,7 +39,7 @@ pub enum LabError {
 /// What to run.
 #[derive(Clone, Debug, Serialize)]
 pub struct LabConfig {
-    /// `veth` or `bridge` (the tap path comes with the lab issue).
+    /// `veth`, `bridge` or `tap` (Kata's tc-redirect + tap model).
     pub path: String,
     pub probes: u64,
     pub size: usize,
@@ -47,17 +54,78 @@ pub struct LabResult {
     pub config: LabConfig,
     pub rtt_us: Summary,
     pub stages: Vec<StageResult>,
+    /// Finer split of `vm` on the tap path (stand-in guest only; not in the stage sum).
+    pub breakdown: Vec<StageResult>,
+    /// Set when the path is a model (the tap path): what it models.
+    pub model: Option<String>,
     pub correlation: CorrelationStats,
     pub events_lost: u64,
     pub events: u64,
 }
 
-/// The lab path's stage names.
+/// The tap path as traced: client nbc0, sandbox eth0, sandbox `tap0_kata`, guest NIC.
+/// The guest-side stages exist only because the stand-in guest shares the host kernel;
+/// from the host a real VM is the single stage `vm` (see [`TAP_STAGES`]).
+pub const TAP_TRACED_STAGES: &[&str] = &[
+    "client-tx-stack",
+    "veth",
+    "tc-redirect-in",
+    "vmm-in",
+    "guest-stack-and-app",
+    "vmm-out",
+    "tc-redirect-out",
+    "veth-reply",
+    "client-rx-stack",
+];
+
+/// The tap path's stages as reported: the guest-side points merged into `vm`.
+pub const TAP_STAGES: &[&str] = &[
+    "client-tx-stack",
+    "veth",
+    "tc-redirect-in",
+    "vm",
+    "tc-redirect-out",
+    "veth-reply",
+    "client-rx-stack",
+];
+
+/// Points of the traced tap path that belong to the guest (its NIC, request and reply).
+const TAP_GUEST_POINTS: [usize; 2] = [4, 5];
+
+/// The lab path's stage names as traced.
 fn stage_names(path: &str) -> &'static [&'static str] {
     match path {
         "bridge" => BRIDGE_STAGES,
+        "tap" => TAP_TRACED_STAGES,
         _ => VETH_STAGES,
     }
+}
+
+/// Drop the points at `drop` from a path and its timelines, naming the new stages
+/// `names`: consecutive stages around a dropped point merge into one.
+fn without_points(
+    path: &PathSpec,
+    timelines: &[Timeline],
+    drop: &[usize],
+    names: &[&str],
+) -> (PathSpec, Vec<Timeline>) {
+    let keep = |i: &usize| !drop.contains(i);
+    let points = (0..path.points.len())
+        .filter(keep)
+        .map(|i| path.points[i].clone())
+        .collect();
+    let spec = PathSpec::new(points, names.iter().map(|n| (*n).to_owned()).collect());
+    let tls = timelines
+        .iter()
+        .map(|t| Timeline {
+            seq: t.seq,
+            ts_ns: (0..t.ts_ns.len())
+                .filter(keep)
+                .map(|i| t.ts_ns[i])
+                .collect(),
+        })
+        .collect();
+    (spec, tls)
 }
 
 /// Run one lab experiment.
@@ -67,6 +135,7 @@ fn stage_names(path: &str) -> &'static [&'static str] {
 pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     let topo = match config.path.as_str() {
         "bridge" => LabTopology::bridge("lab").await?,
+        "tap" => LabTopology::tap("lab").await?,
         _ => LabTopology::veth("lab").await?,
     };
     let mut hooks = Vec::new();
@@ -77,6 +146,7 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
         });
     }
     let path = alternating_path(&hooks, stage_names(topo.path));
+    let topo_path = topo.path;
 
     let mut tracer = Tracer::load(&TraceConfig {
         ports: vec![config.port],
@@ -98,6 +168,12 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     });
     let reader_task = tokio::spawn(reader.run(tx, stop_rx));
 
+    // The tap path needs its VMM before anything can reach the guest.
+    let vmm = match topo.vmm_spec(600) {
+        Some(spec) => Some(StandIn::start(&spec).await.map_err(LabError::Vmm)?),
+        None => None,
+    };
+    let model = vmm.as_ref().map(Vmm::model_label);
     let server = AgentServer::start(&topo.server.netns_ref(), config.port, 600).await?;
     let run_id = std::process::id() ^ 0x4e42_0000;
     let spec = RrSpec {
@@ -112,6 +188,9 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     };
     let probes = run_rr(&topo.client.netns_ref(), &spec).await;
     server.stop().await;
+    if let Some(vmm) = vmm {
+        vmm.stop().await;
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = stop_tx.send(());
     let reader_stats = reader_task.await??;
@@ -122,6 +201,25 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     drop(topo);
     let probes = probes?;
 
+    let mut result = analyze(topo_path, &path, run_id, &probes, &events)?;
+    result.config = config.clone();
+    result.model = model;
+    result.events_lost = counters.events_lost + reader_stats.dropped;
+    Ok(result)
+}
+
+/// Correlate the agent's probes with the hop events along `path` and compute the stage
+/// statistics (pure: no kernel, no processes).
+///
+/// # Errors
+/// When no probe crossed every hop.
+pub fn analyze(
+    path_name: &str,
+    path: &PathSpec,
+    run_id: u32,
+    probes: &[crate::agent::RrProbe],
+    events: &[HopEvent],
+) -> Result<LabResult, LabError> {
     let app: Vec<AppProbe> = probes
         .iter()
         .map(|p| AppProbe {
@@ -130,19 +228,36 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
             recv_ns: if p.lost { None } else { p.recv_ns },
         })
         .collect();
-    let (timelines, correlation) = correlate(&path, run_id, &app, &events);
-    let rtts: Vec<u64> = timelines
-        .iter()
-        .map(crate::correlate::Timeline::rtt_ns)
-        .collect();
+    let (timelines, correlation) = correlate(path, run_id, &app, events);
+    if timelines.is_empty() {
+        return Err(LabError::NothingMatched(format!("{correlation:?}")));
+    }
+    let rtts: Vec<u64> = timelines.iter().map(Timeline::rtt_ns).collect();
     let rtt = summarize(&rtts);
-    let stages = stage_results(&path, &timelines, rtt.mean);
+    let (stages, breakdown) = if path_name == "tap" {
+        let all = stage_results(path, &timelines, rtt.mean);
+        let (main_path, main_tl) = without_points(path, &timelines, &TAP_GUEST_POINTS, TAP_STAGES);
+        (
+            stage_results(&main_path, &main_tl, rtt.mean),
+            all[3..6].to_vec(),
+        )
+    } else {
+        (stage_results(path, &timelines, rtt.mean), Vec::new())
+    };
     Ok(LabResult {
-        config: config.clone(),
+        config: LabConfig {
+            path: path_name.to_owned(),
+            probes: probes.len() as u64,
+            size: 0,
+            proto: "udp",
+            port: 0,
+        },
         rtt_us: rtt,
         stages,
+        breakdown,
+        model: None,
         correlation,
-        events_lost: counters.events_lost + reader_stats.dropped,
+        events_lost: 0,
         events: events.len() as u64,
     })
 }
@@ -160,14 +275,14 @@ pub fn to_results(r: &LabResult) -> Results {
         stress: "none".into(),
         status: Status::Ok,
         reason: None,
-        model: None,
+        model: r.model.clone(),
         bandwidth_gbps: None,
         rtt_us: Some(Rtt {
             summary: r.rtt_us,
             per_rep_p50: vec![r.rtt_us.p50],
         }),
         stages: r.stages.clone(),
-        breakdown: Vec::new(),
+        breakdown: r.breakdown.clone(),
         probes_sent: r.correlation.probes_sent,
         probes_matched: r.correlation.probes_matched,
         events_lost: r.events_lost,
@@ -188,4 +303,84 @@ pub fn render_table(r: &LabResult) -> String {
 /// When the directory or a file cannot be written.
 pub fn write_results(dir: &std::path::Path, r: &LabResult) -> Result<PathBuf, LabError> {
     Ok(to_results(r).write(dir)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use netbench_common::{Direction, EVENT_VERSION, HookKind, PROTO_UDP};
+
+    use super::*;
+    use crate::{agent::RrProbe, stages::PathHook};
+
+    fn ev(seq: u64, hook: HookKind, dir: Direction, ifindex: u32, ts: u64) -> HopEvent {
+        HopEvent {
+            version: EVENT_VERSION,
+            proto: PROTO_UDP,
+            _pad0: 0,
+            hook: hook as u32,
+            ifindex,
+            cpu: 0,
+            netns_cookie: 0,
+            run_id: 9,
+            dir: dir as u32,
+            seq,
+            ts_ns: ts,
+            pkt_len: 64,
+            _pad1: 0,
+        }
+    }
+
+    #[test]
+    fn tap_path_merges_the_guest_into_vm_and_keeps_the_breakdown() {
+        use Direction::{Reply, Request};
+        use HookKind::{TcEgress as E, TcIngress as I};
+        let hooks: Vec<PathHook> = [(2, "nbc0"), (3, "eth0"), (4, "tap0_kata"), (5, "nbgtap0")]
+            .into_iter()
+            .map(|(i, n)| PathHook {
+                name: n.into(),
+                ifindex: i,
+            })
+            .collect();
+        let path = alternating_path(&hooks, TAP_TRACED_STAGES);
+        // Request: nbc0 E, eth0 I, tap E, guest I; reply: guest E, tap I, eth0 E, nbc0 I.
+        let events = vec![
+            ev(0, E, Request, 2, 110),
+            ev(0, I, Request, 3, 120),
+            ev(0, E, Request, 4, 121),
+            ev(0, I, Request, 5, 140),
+            ev(0, E, Reply, 5, 170),
+            ev(0, I, Reply, 4, 200),
+            ev(0, E, Reply, 3, 210),
+            ev(0, I, Reply, 2, 215),
+        ];
+        let probes = vec![RrProbe {
+            seq: 0,
+            run_id: 9,
+            send_ns: 100,
+            recv_ns: Some(230),
+            rtt_ns: Some(130),
+            lost: false,
+        }];
+        let r = analyze("tap", &path, 9, &probes, &events).unwrap();
+        let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, TAP_STAGES);
+        let us = |name: &str| r.stages.iter().find(|s| s.name == name).unwrap().mean_us;
+        assert!((us("tc-redirect-in") - 0.001).abs() < 1e-9);
+        assert!(
+            (us("vm") - 0.079).abs() < 1e-9,
+            "tap egress 121 -> tap ingress 200"
+        );
+        assert!((us("tc-redirect-out") - 0.010).abs() < 1e-9);
+        let b: f64 = r.breakdown.iter().map(|s| s.mean_us).sum();
+        assert!(
+            (b - us("vm")).abs() < 1e-9,
+            "the breakdown splits vm exactly"
+        );
+        let sum: f64 = r.stages.iter().map(|s| s.mean_us).sum();
+        assert!((sum - r.rtt_us.mean).abs() < 1e-9);
+        assert!(
+            analyze("tap", &path, 9, &probes, &events[1..]).is_err(),
+            "nothing matched is an error"
+        );
+    }
 }

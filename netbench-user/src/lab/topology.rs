@@ -2,6 +2,7 @@
 //! the namespaces, and the kernel removes their devices with them.
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::{tap, vmm::VmmSpec};
 use crate::{
     netlink::{self, NetlinkError},
     netns::{NetnsRef, OwnedNetns, unique_name},
@@ -41,6 +42,11 @@ pub struct LabTopology {
     /// Namespaces in the middle of the path (e.g. the bridge's "host").
     pub extra: Vec<OwnedNetns>,
 }
+
+/// Kata's name for the sandbox-side tap.
+pub const TAP: &str = "tap0_kata";
+/// The stand-in guest's NIC.
+pub const GUEST_TAP: &str = "nbgtap0";
 
 /// Subnet for lab paths: a /24 inside namespaces netbench owns, never routed anywhere.
 const LAB_NET: [u8; 3] = [10, 203, 0];
@@ -141,6 +147,86 @@ impl LabTopology {
             server,
             hooks,
             extra: vec![host_ns],
+        })
+    }
+
+    /// Kata's datapath model on the server side: a "sandbox" netns holding eth0 (veth
+    /// peer of the client) and `tap0_kata` with eth0's MAC and MTU, ingress qdiscs and u32
+    /// mirred redirects both ways, exactly as Kata sets them; a "guest" netns holding the
+    /// guest's NIC (a tap with eth0's MAC, as Kata's virtio NIC) where the server runs.
+    /// A VMM backend (see `vmm`) must relay between `tap0_kata` and the guest tap. All
+    /// devices are created in the sandbox, so ifindexes are unique.
+    ///
+    /// # Errors
+    /// When namespaces, links, taps or filters cannot be created.
+    pub async fn tap(tag: &str) -> Result<Self, NetlinkError> {
+        let sandbox_ns = OwnedNetns::create(&unique_name(&format!("{tag}-sb")))?;
+        let client_ns = OwnedNetns::create(&unique_name(&format!("{tag}-c")))?;
+        let guest_ns = OwnedNetns::create(&unique_name(&format!("{tag}-g")))?;
+        let sandbox = sandbox_ns.reference();
+        let hsb = netlink::handle_in(&sandbox)?;
+        netlink::set_up(&hsb, "lo").await?;
+        netlink::create_veth(&hsb, "eth0", "nbc0").await?;
+        netlink::move_to_netns(&hsb, "nbc0", &client_ns.reference()).await?;
+        let eth0 = netlink::link_by_name(&hsb, "eth0")
+            .await?
+            .ok_or_else(|| NetlinkError::NoDevice("eth0".into()))?;
+        let mac =
+            netlink::mac_of(&eth0).ok_or_else(|| NetlinkError::NoDevice("eth0 MAC".into()))?;
+        let mtu = netlink::mtu_of(&eth0);
+        tap::create_persistent_tap(&sandbox, TAP)?;
+        tap::create_persistent_tap(&sandbox, GUEST_TAP)?;
+        netlink::set_mac_mtu(&hsb, TAP, mac, mtu).await?;
+        netlink::move_to_netns(&hsb, GUEST_TAP, &guest_ns.reference()).await?;
+        netlink::set_up(&hsb, "eth0").await?;
+        netlink::set_up(&hsb, TAP).await?;
+        tap::install_kata_redirects(&hsb, "eth0", TAP).await?;
+
+        let (cip, sip) = (lab_ip(1), lab_ip(2));
+        let hc = netlink::handle_in(&client_ns.reference())?;
+        netlink::add_addr(&hc, "nbc0", IpAddr::V4(cip), 24).await?;
+        netlink::set_up(&hc, "nbc0").await?;
+        netlink::set_up(&hc, "lo").await?;
+        let hg = netlink::handle_in(&guest_ns.reference())?;
+        netlink::set_mac_mtu(&hg, GUEST_TAP, mac, mtu).await?;
+        netlink::add_addr(&hg, GUEST_TAP, IpAddr::V4(sip), 24).await?;
+        netlink::set_up(&hg, GUEST_TAP).await?;
+        netlink::set_up(&hg, "lo").await?;
+
+        let client = Endpoint {
+            netns: client_ns,
+            ifname: "nbc0".into(),
+            ip: cip,
+        };
+        let server = Endpoint {
+            netns: guest_ns,
+            ifname: GUEST_TAP.into(),
+            ip: sip,
+        };
+        let hooks = vec![
+            client.hook(),
+            HookDevice::new(sandbox.clone(), "eth0"),
+            HookDevice::new(sandbox, TAP),
+            server.hook(),
+        ];
+        Ok(Self {
+            path: "tap",
+            client,
+            server,
+            hooks,
+            extra: vec![sandbox_ns],
+        })
+    }
+
+    /// The VMM backend's view of a tap topology (None for other paths).
+    #[must_use]
+    pub fn vmm_spec(&self, max_seconds: u64) -> Option<VmmSpec> {
+        (self.path == "tap").then(|| VmmSpec {
+            sandbox: self.extra[0].reference(),
+            tap: TAP.into(),
+            guest: self.server.netns_ref(),
+            guest_tap: GUEST_TAP.into(),
+            max_seconds,
         })
     }
 
