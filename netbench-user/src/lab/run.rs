@@ -204,7 +204,10 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     let mut result = analyze(topo_path, &path, run_id, &probes, &events)?;
     result.config = config.clone();
     result.model = model;
-    result.events_lost = counters.events_lost + reader_stats.dropped;
+    // Lost = events the kernel could not reserve, events the reader had to drop, and
+    // answered probes with a hop missing (the definition).
+    result.events_lost =
+        counters.events_lost + reader_stats.dropped + result.correlation.probes_missing_hops;
     Ok(result)
 }
 
