@@ -11,4 +11,5 @@ pub mod netns;
 pub mod report;
 pub mod stages;
 pub mod stats;
+pub mod stress;
 pub mod trace;

@@ -42,6 +42,9 @@ enum Command {
         /// Directory for results.json.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// CPU stress while the probes run: `none`, or `cpu` (stress-ng on every CPU).
+        #[arg(long, value_parser = ["none", "cpu"], default_value = "none")]
+        stress: String,
     },
     /// Internal: the VMM stand-in of the lab's tap path (relays frames between taps).
     #[command(hide = true)]
@@ -106,6 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             size,
             proto,
             out,
+            stress,
         } => {
             let config = netbench::lab::run::LabConfig {
                 path,
@@ -113,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 size: usize::try_from(size)?,
                 proto: if proto == "tcp" { "tcp" } else { "udp" },
                 port: 7301,
+                stress,
             };
             let rt = tokio::runtime::Runtime::new()?;
             let result = rt.block_on(netbench::lab::run::run_lab(&config))?;

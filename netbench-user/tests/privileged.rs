@@ -296,6 +296,7 @@ async fn lab_stages_sum_to_the_round_trip(path: &str, port: u16, stages: &[&str]
         size: 64,
         proto: "udp",
         port,
+        stress: "none".into(),
     };
     let r = netbench::lab::run::run_lab(&config).await.expect("lab run");
     eprint!("{}", netbench::lab::run::render_table(&r));

@@ -15,6 +15,7 @@ use crate::{
     report::{Env, ReportError, Results, Rtt, Scenario, Status},
     stages::{BRIDGE_STAGES, PathHook, StageResult, VETH_STAGES, alternating_path, stage_results},
     stats::{Summary, summarize},
+    stress::CpuStress,
     trace::{TcMode, TraceConfig, TraceError, Tracer, tc::ifindex_of},
 };
 
@@ -30,6 +31,8 @@ pub enum LabError {
     Output(#[from] ReportError),
     #[error("no probe crossed every hop (nothing to report): {0}")]
     NothingMatched(String),
+    #[error("{0}")]
+    Stress(#[from] crate::stress::StressError),
     #[error("VMM stand-in: {0}")]
     Vmm(#[source] std::io::Error),
     #[error("reader task: {0}")]
@@ -46,6 +49,9 @@ pub struct LabConfig {
     /// `udp` or `tcp`.
     pub proto: &'static str,
     pub port: u16,
+    /// `none` or `cpu` (stress-ng on every CPU while the probes run).
+    #[serde(default)]
+    pub stress: String,
 }
 
 /// The outcome of one lab run.
@@ -175,6 +181,11 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     };
     let model = vmm.as_ref().map(Vmm::model_label);
     let server = AgentServer::start(&topo.server.netns_ref(), config.port, 600).await?;
+    let stress = if config.stress == "cpu" {
+        Some(CpuStress::start(0, Duration::from_secs(330)).await?)
+    } else {
+        None
+    };
     let run_id = std::process::id() ^ 0x4e42_0000;
     let spec = RrSpec {
         server: topo.server.ip.into(),
@@ -187,6 +198,9 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
         max_seconds: 300,
     };
     let probes = run_rr(&topo.client.netns_ref(), &spec).await;
+    if let Some(stress) = stress {
+        stress.stop().await;
+    }
     server.stop().await;
     if let Some(vmm) = vmm {
         vmm.stop().await;
@@ -254,6 +268,7 @@ pub fn analyze(
             size: 0,
             proto: "udp",
             port: 0,
+            stress: "none".into(),
         },
         rtt_us: rtt,
         stages,
@@ -271,11 +286,14 @@ pub fn to_results(r: &LabResult) -> Results {
     let config = serde_json::to_value(&r.config).unwrap_or_default();
     let mut results = Results::new(Env::local(), config);
     results.scenarios.push(Scenario {
-        id: format!("lab-{}-{}", r.config.path, r.config.proto),
+        id: format!(
+            "lab-{}-{}-{}",
+            r.config.path, r.config.proto, r.config.stress
+        ),
         runtime: format!("lab-{}", r.config.path),
         client_driver: "lab".into(),
         server_driver: "lab".into(),
-        stress: "none".into(),
+        stress: r.config.stress.clone(),
         status: Status::Ok,
         reason: None,
         model: r.model.clone(),
