@@ -18,6 +18,14 @@ pub mod names {
     pub const TC_EGRESS: &str = "netbench_tc_egress";
     pub const TP_NET_DEV_QUEUE: &str = "netbench_tp_net_dev_queue";
     pub const TP_BTF_NET_DEV_QUEUE: &str = "netbench_btf_net_dev_queue";
+    pub const TP_SCHED_WAKEUP: &str = "netbench_sched_wakeup";
+    pub const TP_SCHED_SWITCH: &str = "netbench_sched_switch";
+    /// Hash map: thread ids whose scheduling is traced.
+    pub const SCHED_TIDS: &str = "NETBENCH_SCHED_TIDS";
+    /// Globals: offsets of `pid` in `sched_wakeup` and of `next_pid` in `sched_switch`
+    /// records (read from tracefs `format` files at load time).
+    pub const GLOBAL_WAKEUP_PID_OFF: &str = "WAKEUP_PID_OFF";
+    pub const GLOBAL_SWITCH_NEXT_PID_OFF: &str = "SWITCH_NEXT_PID_OFF";
     pub const EVENTS: &str = "NETBENCH_EVENTS";
     pub const LOST: &str = "NETBENCH_LOST";
     pub const COUNTERS: &str = "NETBENCH_COUNTERS";
@@ -58,6 +66,10 @@ pub enum HookKind {
     AppSend = 3,
     /// The agent's own receive stamp (userspace, `CLOCK_MONOTONIC`).
     AppRecv = 4,
+    /// `sched:sched_wakeup` of a traced thread: it was put on a run queue.
+    SchedWakeup = 5,
+    /// `sched:sched_switch` onto a traced thread: it started running.
+    SchedSwitchIn = 6,
 }
 
 impl TryFrom<u32> for HookKind {
@@ -68,6 +80,8 @@ impl TryFrom<u32> for HookKind {
             2 => Self::TcEgress,
             3 => Self::AppSend,
             4 => Self::AppRecv,
+            5 => Self::SchedWakeup,
+            6 => Self::SchedSwitchIn,
             other => return Err(other),
         })
     }
@@ -147,8 +161,10 @@ impl ProbeHeader {
     }
 }
 
-/// One probe packet seen at one hook. Written by the tc programs into the ring buffer.
-/// The `_pad` fields are public so that both sides can build the struct literally.
+/// One probe packet seen at one hook (tc programs), or one scheduler event of a traced
+/// server thread (sched tracepoints: `hook` is [`HookKind::SchedWakeup`] or
+/// [`HookKind::SchedSwitchIn`], `tid` names the thread, the probe fields are 0).
+/// The `_pad` field is public so that both sides can build the struct literally.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[expect(
@@ -181,7 +197,8 @@ pub struct HopEvent {
     pub ts_ns: u64,
     /// skb->len at the hook.
     pub pkt_len: u32,
-    pub _pad1: u32,
+    /// Sched events: the thread id woken / switched in. tc events: 0.
+    pub tid: u32,
 }
 const _: () = assert!(size_of::<HopEvent>() == 56);
 
@@ -246,7 +263,7 @@ mod tests {
             seq: 5,
             ts_ns: 123,
             pkt_len: 80,
-            _pad1: 0,
+            tid: 0,
         };
         let mut buf = std::vec![0u8; HopEvent::SIZE + 1];
         // SAFETY: buf has SIZE + 1 bytes; write at offset 1 is unaligned on purpose.

@@ -67,7 +67,7 @@ fn observe(ctx: &TcContext, hook: HookKind) {
         seq: probe.seq,
         ts_ns,
         pkt_len,
-        _pad1: 0,
+        tid: 0,
     });
     entry.submit(0);
 }

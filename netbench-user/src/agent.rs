@@ -169,6 +169,12 @@ impl AgentServer {
         Ok(Self { child, port })
     }
 
+    /// The server's process id.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stop the server (by its pid) and reap it.
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();

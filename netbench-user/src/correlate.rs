@@ -176,6 +176,8 @@ pub fn correlate(
                 stats.unplaced_events += 1;
                 continue;
             }
+            // Scheduler events carry no probe identity: see `runqueue`.
+            HookKind::SchedWakeup | HookKind::SchedSwitchIn => continue,
         };
         let source = PointSource::Tc {
             kind,
@@ -300,7 +302,7 @@ mod tests {
             seq,
             ts_ns: ts,
             pkt_len: 64,
-            _pad1: 0,
+            tid: 0,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod lab;
 pub mod netlink;
 pub mod netns;
 pub mod report;
+pub mod runqueue;
 pub mod stages;
 pub mod stats;
 pub mod stress;

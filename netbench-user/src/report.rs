@@ -113,6 +113,10 @@ pub struct Scenario {
     pub probes_sent: u64,
     pub probes_matched: u64,
     pub events_lost: u64,
+    /// How many probes the run-queue split in `breakdown` covers (server threads traced
+    /// with sched tracepoints).
+    #[serde(default)]
+    pub runqueue: Option<crate::runqueue::SplitStats>,
     /// How tracing ran during the bandwidth measurement (`off`, `count-only`).
     #[serde(default)]
     pub bandwidth_tracing: Option<String>,
@@ -142,6 +146,7 @@ impl Scenario {
             rtt_us: None,
             stages: Vec::new(),
             breakdown: Vec::new(),
+            runqueue: None,
             probes_sent: 0,
             probes_matched: 0,
             events_lost: 0,
@@ -331,6 +336,13 @@ pub fn render(r: &Results) -> String {
         }
         if !s.breakdown.is_empty() {
             let _ = writeln!(out, "  breakdown{model} (not part of the sum above):");
+            if let Some(rq) = s.runqueue {
+                let _ = writeln!(
+                    out,
+                    "    (server split from sched events: {} probes woken, {} runnable, {} running)",
+                    rq.probes_woken, rq.probes_runnable, rq.probes_running
+                );
+            }
             for st in &s.breakdown {
                 let _ = writeln!(
                     out,

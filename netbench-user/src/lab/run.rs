@@ -13,6 +13,7 @@ use crate::{
     correlate::{AppProbe, CorrelationStats, PathSpec, Timeline, correlate},
     netlink::NetlinkError,
     report::{Env, ReportError, Results, Rtt, Scenario, Status},
+    runqueue,
     stages::{BRIDGE_STAGES, PathHook, StageResult, VETH_STAGES, alternating_path, stage_results},
     stats::{Summary, summarize},
     stress::CpuStress,
@@ -64,6 +65,8 @@ pub struct LabResult {
     pub breakdown: Vec<StageResult>,
     /// Set when the path is a model (the tap path): what it models.
     pub model: Option<String>,
+    /// How many probes the run-queue split covers.
+    pub runqueue: Option<runqueue::SplitStats>,
     pub correlation: CorrelationStats,
     pub events_lost: u64,
     pub events: u64,
@@ -181,6 +184,22 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     };
     let model = vmm.as_ref().map(Vmm::model_label);
     let server = AgentServer::start(&topo.server.netns_ref(), config.port, 600).await?;
+    // Scheduler events of the server's threads split its turnaround (run-queue wait).
+    // Per-connection threads appear once the client connects, so keep adding them.
+    let poller = match tracer.trace_threads(&[]) {
+        Ok(threads) => server.pid().map(|pid| {
+            tokio::spawn(async move {
+                for _ in 0..15_000 {
+                    let _ = threads.add_process(pid);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        }),
+        Err(e) => {
+            eprintln!("netbench: run-queue split unavailable: {e}");
+            None
+        }
+    };
     let stress = if config.stress == "cpu" {
         Some(CpuStress::start(0, Duration::from_secs(330)).await?)
     } else {
@@ -198,6 +217,9 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
         max_seconds: 300,
     };
     let probes = run_rr(&topo.client.netns_ref(), &spec).await;
+    if let Some(poller) = poller {
+        poller.abort();
+    }
     if let Some(stress) = stress {
         stress.stop().await;
     }
@@ -251,7 +273,7 @@ pub fn analyze(
     }
     let rtts: Vec<u64> = timelines.iter().map(Timeline::rtt_ns).collect();
     let rtt = summarize(&rtts);
-    let (stages, breakdown) = if path_name == "tap" {
+    let (stages, mut breakdown) = if path_name == "tap" {
         let all = stage_results(path, &timelines, rtt.mean);
         let (main_path, main_tl) = without_points(path, &timelines, &TAP_GUEST_POINTS, TAP_STAGES);
         (
@@ -261,6 +283,16 @@ pub fn analyze(
     } else {
         (stage_results(path, &timelines, rtt.mean), Vec::new())
     };
+    // The server's turnaround split by its scheduler events, where they were traced.
+    let server_stage = path
+        .stages
+        .iter()
+        .position(|n| n == "server-stack-and-app" || n == "guest-stack-and-app");
+    let runqueue = server_stage.map(|i| {
+        let (split, stats) = runqueue::split(&timelines, i, events, rtt.mean, &path.stages[i]);
+        breakdown.extend(split);
+        stats
+    });
     Ok(LabResult {
         config: LabConfig {
             path: path_name.to_owned(),
@@ -273,6 +305,7 @@ pub fn analyze(
         rtt_us: rtt,
         stages,
         breakdown,
+        runqueue,
         model: None,
         correlation,
         events_lost: 0,
@@ -304,6 +337,7 @@ pub fn to_results(r: &LabResult) -> Results {
         }),
         stages: r.stages.clone(),
         breakdown: r.breakdown.clone(),
+        runqueue: r.runqueue,
         probes_sent: r.correlation.probes_sent,
         probes_matched: r.correlation.probes_matched,
         events_lost: r.events_lost,
@@ -347,7 +381,7 @@ mod tests {
             seq,
             ts_ns: ts,
             pkt_len: 64,
-            _pad1: 0,
+            tid: 0,
         }
     }
 
@@ -392,7 +426,12 @@ mod tests {
             "tap egress 121 -> tap ingress 200"
         );
         assert!((us("tc-redirect-out") - 0.010).abs() < 1e-9);
-        let b: f64 = r.breakdown.iter().map(|s| s.mean_us).sum();
+        let b: f64 = r
+            .breakdown
+            .iter()
+            .filter(|s| ["vmm-in", "guest-stack-and-app", "vmm-out"].contains(&s.name.as_str()))
+            .map(|s| s.mean_us)
+            .sum();
         assert!(
             (b - us("vm")).abs() < 1e-9,
             "the breakdown splits vm exactly"

@@ -3,6 +3,7 @@
 //! Mirrors `netbench-ebpf`: `tc` here owns the tc classifiers there.
 
 pub mod reader;
+pub mod sched;
 pub mod selftest;
 pub mod tc;
 
@@ -95,6 +96,7 @@ impl Default for TraceConfig {
 pub struct Tracer {
     pub(crate) ebpf: Ebpf,
     attachments: Vec<tc::Attachment>,
+    sched: sched::SchedLinks,
 }
 
 impl Tracer {
@@ -109,7 +111,23 @@ impl Tracer {
             TraceMode::Events => MODE_EVENTS,
             TraceMode::CountOnly => MODE_COUNT_ONLY,
         };
+        // Record layouts of the sched tracepoints; the defaults match Linux 6.x.
+        let tracefs = tracefs_path();
+        let offset = |event, field, default| {
+            tracefs
+                .as_deref()
+                .and_then(|t| sched::format_offset(t, "sched", event, field))
+                .unwrap_or(default)
+        };
+        let wakeup_pid_off: u32 = offset("sched_wakeup", "pid", 24);
+        let switch_next_pid_off: u32 = offset("sched_switch", "next_pid", 56);
         let mut ebpf = EbpfLoader::new()
+            .override_global(names::GLOBAL_WAKEUP_PID_OFF, &wakeup_pid_off, true)
+            .override_global(
+                names::GLOBAL_SWITCH_NEXT_PID_OFF,
+                &switch_next_pid_off,
+                true,
+            )
             .override_global(names::GLOBAL_PROBE_PORT, &port, true)
             .override_global(names::GLOBAL_PROBE_PORT2, &port2, true)
             .override_global(names::GLOBAL_MODE, &mode, true)
@@ -127,6 +145,7 @@ impl Tracer {
         Ok(Self {
             ebpf,
             attachments: Vec::new(),
+            sched: sched::SchedLinks::default(),
         })
     }
 
@@ -167,6 +186,7 @@ impl Tracer {
     /// # Errors
     /// When the kernel refuses a detach (the device may already be gone, which is fine).
     pub fn detach_all(&mut self) -> Result<(), TraceError> {
+        self.detach_sched();
         tc::detach_all(&mut self.ebpf, std::mem::take(&mut self.attachments))
     }
 
