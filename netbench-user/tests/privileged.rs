@@ -332,9 +332,19 @@ async fn lab_tap_stages_sum_to_the_round_trip() {
 }
 
 /// Tracing the Kata-style path never steals packets from its mirred redirects, and
-/// detaching leaves Kata's own qdiscs and filters exactly as they were.
+/// detaching leaves Kata's own qdiscs and filters exactly as they were (tcx).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracing_the_tap_path_keeps_kata_redirects_working() {
+    tap_path_keeps_kata_redirects_working(TcMode::Auto, 7391).await;
+}
+
+/// The same with legacy netlink filters, which share Kata's `ingress` qdisc.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netlink_tracing_the_tap_path_keeps_kata_redirects_working() {
+    tap_path_keeps_kata_redirects_working(TcMode::Netlink, 7395).await;
+}
+
+async fn tap_path_keeps_kata_redirects_working(mode: TcMode, port: u16) {
     use netbench::lab::{tap, topology::TAP, vmm::StandIn};
     let Some(_root) = common::require_root() else {
         return;
@@ -359,7 +369,6 @@ async fn tracing_the_tap_path_keeps_kata_redirects_working() {
     let vmm = StandIn::start(&topo.vmm_spec(120).expect("tap path"))
         .await
         .expect("vmm stand-in");
-    let port = 7391;
     let server = AgentServer::start(&topo.server.netns_ref(), port, 120)
         .await
         .expect("serve in guest");
@@ -379,7 +388,7 @@ async fn tracing_the_tap_path_keeps_kata_redirects_working() {
     })
     .expect("load");
     for hook in &topo.hooks {
-        tracer.attach(hook, TcMode::Auto).expect("attach");
+        tracer.attach(hook, mode).expect("attach");
     }
     let probes_traced = run_rr(&topo.client.netns_ref(), &spec)
         .await
