@@ -27,6 +27,12 @@ Usage:
   netbench-agent stream --server IP[:PORT] [--seconds S] [--size BYTES]
       TCP bulk send to the sink (default port 7302) for S seconds (default 10, max 3600),
       BYTES per write (default 131072).
+  netbench-agent blast  --server IP[:PORT] [--rate PER_SEC] [--count N] [--seconds S]
+                        [--size BYTES] [--run-id ID] [--batch N]
+      One-way UDP probe datagrams marked as replies (an echo server ignores them), for
+      the tracer's capacity benchmark (defaults: port 7301, rate 0 = as fast as possible,
+      1000000 datagrams (max 100000000), 10 s (max 600), 64 bytes (24..65000), random
+      run id, 64 datagrams per sendmmsg (1..64)).
   netbench-agent help | --help
   netbench-agent --version
 
@@ -41,6 +47,7 @@ pub enum Command {
     Serve(ServeOpts),
     Rr(RrOpts),
     Stream(StreamOpts),
+    Blast(BlastOpts),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -87,13 +94,26 @@ pub struct StreamOpts {
     pub size: usize,
 }
 
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlastOpts {
+    pub server: SocketAddr,
+    /// Datagrams per second; 0 = as fast as possible.
+    pub rate: u32,
+    pub count: u64,
+    pub max: Duration,
+    pub size: u32,
+    pub run_id: u32,
+    /// Datagrams per `sendmmsg` call.
+    pub batch: u32,
+}
+
 /// Parse the arguments after the program name.
 ///
 /// # Errors
 /// A one-line message naming the bad argument.
 pub fn parse(args: &[String]) -> Result<Command, String> {
     let Some((sub, rest)) = args.split_first() else {
-        return Err("missing subcommand: serve, rr, stream or help".into());
+        return Err("missing subcommand: serve, rr, stream, blast or help".into());
     };
     // `netbench-agent rr --help` should help, not complain about a missing --server.
     if args.iter().any(|a| a == "--help" || a == "-h") {
@@ -105,11 +125,12 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "serve" => parse_serve(rest).map(Command::Serve),
         "rr" => parse_rr(rest).map(Command::Rr),
         "stream" => parse_stream(rest).map(Command::Stream),
+        "blast" => parse_blast(rest).map(Command::Blast),
         other if other.starts_with('-') => Err(format!(
-            "expected a subcommand (serve, rr, stream) before '{other}'"
+            "expected a subcommand (serve, rr, stream, blast) before '{other}'"
         )),
         other => Err(format!(
-            "unknown subcommand '{other}' (expected serve, rr, stream or help)"
+            "unknown subcommand '{other}' (expected serve, rr, stream, blast or help)"
         )),
     }
 }
@@ -203,6 +224,38 @@ fn parse_stream(args: &[String]) -> Result<StreamOpts, String> {
         }
     }
     o.server = server.ok_or("stream needs --server IP[:PORT]")?;
+    Ok(o)
+}
+
+fn parse_blast(args: &[String]) -> Result<BlastOpts, String> {
+    let mut server = None;
+    let mut run_id = None;
+    let mut o = BlastOpts {
+        server: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+        rate: 0,
+        count: 1_000_000,
+        max: Duration::from_secs(10),
+        size: 64,
+        run_id: 0,
+        batch: crate::blast::MAX_BATCH,
+    };
+    let known = [
+        "server", "rate", "count", "seconds", "size", "run-id", "batch",
+    ];
+    let mut opts = Opts::new("blast", args, &known);
+    while let Some((name, v)) = opts.next()? {
+        match name {
+            "server" => server = Some(server_addr(v, DEFAULT_PORT)?),
+            "rate" => o.rate = int(name, v, 0, 10_000_000)?,
+            "count" => o.count = int(name, v, 1, 100_000_000)?,
+            "seconds" => o.max = seconds(name, v, 600)?,
+            "size" => o.size = int(name, v, MIN_LEN, MAX_LEN)?,
+            "run-id" => run_id = Some(int(name, v, 0, u32::MAX)?),
+            _ => o.batch = int(name, v, 1, crate::blast::MAX_BATCH)?,
+        }
+    }
+    o.server = server.ok_or("blast needs --server IP[:PORT]")?;
+    o.run_id = run_id.unwrap_or_else(crate::sys::random_run_id);
     Ok(o)
 }
 
@@ -380,6 +433,30 @@ mod tests {
     }
 
     #[test]
+    fn blast_defaults_and_options() {
+        let Command::Blast(o) = p("blast --server 10.0.0.2").unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.server, "10.0.0.2:7301".parse().unwrap());
+        assert_eq!(
+            (o.rate, o.count, o.max, o.size, o.batch),
+            (0, 1_000_000, Duration::from_secs(10), 64, 64)
+        );
+        assert_ne!(o.run_id, 0);
+        let Command::Blast(o) = p(
+            "blast --server 10.0.0.2:9 --rate 5000 --count 7 --seconds 0.5 --size 24 --run-id 3 --batch 8",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (o.server.port(), o.rate, o.count, o.size, o.run_id, o.batch),
+            (9, 5000, 7, 24, 3, 8)
+        );
+        assert_eq!(o.max, Duration::from_millis(500));
+    }
+
+    #[test]
     fn help_and_version() {
         assert_eq!(p("--help").unwrap(), Command::Help);
         assert_eq!(p("help").unwrap(), Command::Help);
@@ -419,6 +496,12 @@ mod tests {
             ("stream", "stream needs --server"),
             ("stream --server 1.2.3.4 --seconds 3601", "at most 3600"),
             ("stream --server 1.2.3.4 --size 0", "--size"),
+            ("blast", "blast needs --server"),
+            ("blast --server 1.2.3.4 --count 0", "--count"),
+            ("blast --server 1.2.3.4 --count 100000001", "--count"),
+            ("blast --server 1.2.3.4 --seconds 601", "at most 600"),
+            ("blast --server 1.2.3.4 --batch 65", "from 1 to 64"),
+            ("blast --server 1.2.3.4 --rate 10000001", "--rate"),
         ] {
             let err = p(line).expect_err(line);
             assert!(err.contains(want), "{line:?}: {err:?}");

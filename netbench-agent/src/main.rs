@@ -1,6 +1,7 @@
 //! netbench-agent: the tiny static workload binary netbench runs inside containers,
 //! network namespaces and VM guests. See `cli::USAGE`.
 
+mod blast;
 mod cli;
 mod json;
 mod probe;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         }
         Command::Rr(o) => rr::run(&o, &Stop::new(&STOP, o.max), &emit_stdout),
         Command::Stream(o) => stream::run(&o, &Stop::new(&STOP, o.duration), &emit_stdout),
+        Command::Blast(o) => blast::run(&o, &Stop::new(&STOP, o.max), &emit_stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,11 +3,15 @@
 //! The library behind the `netbench` binary; one module per concern.
 
 pub mod agent;
+pub mod bench;
 pub mod correlate;
+pub mod docker;
 pub mod doctor;
+pub mod experiment;
 pub mod lab;
 pub mod netlink;
 pub mod netns;
+pub mod plot;
 pub mod report;
 pub mod runqueue;
 pub mod stages;

@@ -60,13 +60,80 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         max_seconds: u64,
     },
+    /// Run the study's matrix on real containers (runtimes x driver pairs x CPU stress x
+    /// repetitions), every probe traced at every hop. Root; Docker.
+    Run(RunArgs),
     /// Re-render tables from a results directory's results.json.
     Report {
         /// The results directory.
         dir: std::path::PathBuf,
     },
-    /// Remove every namespace netbench created (by its `nb-` prefix).
-    Cleanup,
+    /// Measure the measurer: tracer cost, throughput impact, capacity, and accuracy
+    /// against sockperf and iperf3, on lab paths of its own (root). Prints figures and
+    /// writes them as JSON.
+    Bench {
+        /// Small counts; only checks that every figure is sane and nothing is left (CI).
+        #[arg(long)]
+        short: bool,
+        /// JSON file for the figures (default: results/bench-<unix seconds>.json).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Run only these measurements.
+        #[arg(long, value_delimiter = ',', value_parser = netbench::bench::SECTIONS)]
+        only: Vec<String>,
+        /// After `--`: the default experiment's netbench arguments, to time.
+        #[arg(last = true)]
+        default_cmd: Vec<std::ffi::OsString>,
+    },
+    /// Remove everything netbench created: namespaces (by their `nb-` prefix), Docker
+    /// containers and networks (by their `netbench=1` label), the swarm netbench
+    /// initialised, macvlan parent links (by their alias).
+    Cleanup {
+        /// Also remove netbench's images (rebuilt on the next run).
+        #[arg(long)]
+        images: bool,
+    },
+}
+
+/// `netbench run`'s options.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// OCI runtimes, comma-separated: runc, kata (or io.containerd.kata.v2), or any
+    /// runtime dockerd has registered. Missing ones are reported unsupported.
+    #[arg(long, default_value = "runc")]
+    runtimes: String,
+    /// Driver pairs by client driver, comma-separated: bridge = (bridge, bridge),
+    /// host = (host, bridge), macvlan = (macvlan, macvlan), overlay = (overlay, overlay).
+    #[arg(long, default_value = "bridge,host,macvlan,overlay")]
+    drivers: String,
+    /// CPU stress on the server container, comma-separated: none, cpu.
+    #[arg(long, default_value = "none,cpu")]
+    stress: String,
+    /// Repetitions per scenario (1..=1000).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    reps: u32,
+    /// Request/response probes per repetition (1..=1000000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    probes: u64,
+    /// Seconds of TCP bulk transfer per repetition (1..=3600).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    duration: u64,
+    /// Results directory (default: results/run-<UTC time>).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// For overlay: initialise a single-node swarm when the engine is not in one
+    /// (netbench leaves it again at the end).
+    #[arg(long)]
+    allow_swarm_init: bool,
+    /// Parent interface for macvlan (default: a veth pair netbench creates).
+    #[arg(long)]
+    macvlan_parent: Option<String>,
+    /// stress-ng CPU workers in the server container (0 = one per CPU).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    stress_cpus: u32,
+    /// Tracing while bandwidth is measured: off (detached) or count-only.
+    #[arg(long, value_parser = ["off", "count-only"], default_value = "off")]
+    bandwidth_tracing: String,
 }
 
 fn main() -> ExitCode {
@@ -75,7 +142,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // One clear line, no backtrace.
-            eprintln!("netbench: {e:#}");
+            eprintln!("netbench: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -144,21 +211,193 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run(args) => run_experiment(args),
         Command::Report { dir } => {
             let results = netbench::report::Results::load(&dir)?;
             print!("{}", netbench::report::render(&results));
+            for plot in netbench::plot::write_all(&results, &dir)? {
+                println!("plot: {}", plot.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Cleanup => {
+        Command::Bench {
+            short,
+            out,
+            only,
+            default_cmd,
+        } => run_bench(short, out, only, default_cmd),
+        Command::Cleanup { images } => {
             let names = netbench::netns::list_owned();
             for name in &names {
                 netbench::netns::remove_owned(name)?;
                 println!("removed netns {name}");
             }
-            if names.is_empty() {
+            let (docker_removed, failures) = cleanup_docker(images)?;
+            if names.is_empty() && docker_removed == 0 && failures == 0 {
                 println!("nothing to clean up");
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if failures == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
+}
+
+/// `netbench run`: the matrix, then the table, the findings and where the results are.
+/// Exit code: 0 when every supported scenario ran, 1 when one failed, 130 on Ctrl-C.
+fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let out = args.out.unwrap_or_else(|| {
+        std::path::PathBuf::from("results")
+            .join(format!("run-{}", netbench::experiment::utc_timestamp()))
+    });
+    let config = &netbench::experiment::matrix::RunConfig::from_lists(
+        &args.runtimes,
+        &args.drivers,
+        &args.stress,
+        args.reps,
+        args.probes,
+        args.duration,
+        out,
+        args.allow_swarm_init,
+        args.macvlan_parent,
+        args.stress_cpus,
+        &args.bandwidth_tracing,
+    )
+    .map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "run needs root (eBPF, network namespaces, Docker): run `cargo xtask run`"
+    );
+    let rt = tokio::runtime::Runtime::new()?;
+    let outcome = rt.block_on(async {
+        let cancel = netbench::experiment::Cancel::new();
+        cancel.on_ctrl_c();
+        netbench::experiment::run(config, &cancel).await
+    })?;
+    println!();
+    print!("{}", netbench::experiment::summary::table(&outcome.results));
+    let findings = netbench::experiment::summary::findings(&outcome.results);
+    if !findings.is_empty() {
+        println!("\nfindings:");
+        for f in &findings {
+            println!("  - {f}");
+        }
+    }
+    for failure in &outcome.cleanup.failures {
+        eprintln!("cleanup: {failure}");
+    }
+    println!(
+        "\nresults: {} (results.json, summary.csv{}); stage tables: netbench report {}",
+        outcome.dir.join("results.json").display(),
+        if outcome.plots.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {}",
+                outcome
+                    .plots
+                    .iter()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        outcome.dir.display()
+    );
+    Ok(if outcome.interrupted {
+        ExitCode::from(130)
+    } else if outcome.failed() > 0 || !outcome.cleanup.failures.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The Docker and host-link part of `netbench cleanup`: (objects removed, failures).
+/// A daemon that is not running has nothing of netbench's to remove: that is said, and
+/// is not an error.
+fn cleanup_docker(images: bool) -> anyhow::Result<(usize, usize)> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let mut engine = match netbench::docker::Engine::connect_local().await {
+            Ok(e) => e,
+            Err(e) => {
+                println!("docker: skipped ({e})");
+                // Links netbench created for macvlan do not need the daemon.
+                let links = netbench::docker::cleanup::links(None).await?;
+                for line in links.lines() {
+                    println!("{line}");
+                }
+                return Ok((links.links.len(), links.failures.len()));
+            }
+        };
+        let removed = netbench::docker::cleanup::everything(&mut engine, None, images).await;
+        for line in removed.lines() {
+            println!("{line}");
+        }
+        for failure in &removed.failures {
+            eprintln!("netbench: cleanup: {failure}");
+        }
+        Ok((removed.lines().len(), removed.failures.len()))
+    })
+}
+
+/// `netbench bench`: run every measurement, print the figures, write the JSON. Exits
+/// non-zero when a figure is not sane or something was left behind (never on a figure's
+/// value: no timed assertions).
+fn run_bench(
+    short: bool,
+    out: Option<std::path::PathBuf>,
+    only: Vec<String>,
+    default_cmd: Vec<std::ffi::OsString>,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "bench needs root (eBPF, network namespaces): run `cargo xtask bench`"
+    );
+    let mut config = if short {
+        netbench::bench::BenchConfig::short()
+    } else {
+        netbench::bench::BenchConfig::full()
+    };
+    config.default_cmd = default_cmd;
+    if !only.is_empty() {
+        config.sections = only;
+    }
+    let out = out.unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        std::path::PathBuf::from(format!("results/bench-{secs}.json"))
+    });
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = rt.block_on(netbench::bench::run(&config));
+    print!("{}", netbench::bench::render(&report));
+    report.write(&out)?;
+    println!("figures: {}", out.display());
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The error and its causes on one line, skipping a cause whose text the line already
+/// holds (many errors quote their source in their own message).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

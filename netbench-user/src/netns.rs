@@ -4,11 +4,13 @@
 //! Entering a namespace changes the calling *thread*, so everything that must run inside
 //! one goes through [`in_netns`], which uses a dedicated, short-lived OS thread.
 use std::{
+    ffi::OsStr,
     fmt,
     fs::File,
     io,
-    os::fd::AsFd,
+    os::{fd::AsFd, unix::process::CommandExt as _},
     path::{Path, PathBuf},
+    process::Command,
 };
 
 use nix::{
@@ -89,6 +91,27 @@ where
         .join()
         .map_err(|_| io::Error::other("thread running in the namespace panicked"))?
     })
+}
+
+/// A command for `program` that runs inside `ns` (for tools such as sockperf and
+/// iperf3): the child enters the namespace between fork and exec, so no thread of
+/// netbench itself ever changes namespace.
+///
+/// # Errors
+/// When the namespace file cannot be opened.
+pub fn command_in(ns: &NetnsRef, program: impl AsRef<OsStr>) -> io::Result<Command> {
+    let file = ns.open()?;
+    let mut cmd = Command::new(program);
+    if let Some(file) = file {
+        // SAFETY: between fork and exec only async-signal-safe work: one setns syscall
+        // on an fd opened before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+            });
+        }
+    }
+    Ok(cmd)
 }
 
 /// The namespace cookie (`SO_NETNS_COOKIE`) of `ns`: the id `bpf_get_netns_cookie`

@@ -1,6 +1,7 @@
 //! `cargo xtask`: what cargo alone cannot do for netbench: install the toolchain pieces
 //! and system tools, build the static agent, run every test tier, run the tool as root.
 
+mod bench;
 mod build;
 mod cmd;
 mod elf;
@@ -51,12 +52,25 @@ enum Task {
         no_lint: bool,
     },
     /// Set up, build (release), then exec netbench with `NETBENCH_AGENT` set.
-    /// Without ARGS: the default experiment, `lab --path veth --out results/<UTC time>`
-    /// (until the Docker matrix `netbench run` exists). ARGS that start with a
-    /// subcommand go to netbench as they are; ARGS that start with a flag go to `run`.
+    /// Without ARGS: the default experiment, `run` over runc and kata x the four driver
+    /// pairs x no/CPU stress, 3 repetitions of 1000 probes and 5 s of bandwidth each,
+    /// results in results/<UTC time> (under 10 minutes on 2 cores). ARGS that start with
+    /// a subcommand go to netbench as they are; ARGS that start with a flag go to `run`.
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+    /// Set up, build (release), then run `netbench bench` as root: tracer cost, throughput
+    /// impact, capacity, accuracy against sockperf/iperf3, and (full mode) the default
+    /// experiment's wall time. Prints figures; writes JSON (default
+    /// results/bench-<UTC time>.json). No timed assertions.
+    Bench {
+        /// Small counts; checks only that every figure is sane and nothing is left (CI).
+        #[arg(long)]
+        short: bool,
+        /// Where to write the figures as JSON.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
 }
 
@@ -86,6 +100,7 @@ fn run_task(task: Task) -> Result<()> {
         }
         Task::Test { unit_only, no_lint } => test::test(test::Options { unit_only, no_lint }),
         Task::Run { args } => run_netbench(args),
+        Task::Bench { short, out } => bench::bench(bench::Options { short, out }),
     }
 }
 
@@ -95,14 +110,7 @@ fn run_netbench(mut args: Vec<OsString>) -> Result<()> {
     println!("build (release)");
     let bins = build::build(Profile::Release)?;
     if args.is_empty() {
-        let out = cmd::workspace_root().join("results").join(utc_timestamp());
-        args = vec![
-            "lab".into(),
-            "--path".into(),
-            "veth".into(),
-            "--out".into(),
-            out.into(),
-        ];
+        args = default_run_args(cmd::workspace_root().join("results").join(utc_timestamp()));
     } else if args[0].to_string_lossy().starts_with('-') {
         args.insert(0, "run".into());
     }
@@ -111,6 +119,33 @@ fn run_netbench(mut args: Vec<OsString>) -> Result<()> {
     println!("$ {}", cmd::display(&netbench));
     let err = netbench.exec();
     Err(err).with_context(|| format!("exec {}", bins.netbench.display()))
+}
+
+/// netbench's arguments for the default experiment, writing its results to `out`
+/// (`cargo xtask bench` times exactly this).
+fn default_run_args(out: std::path::PathBuf) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "run",
+        "--runtimes",
+        "runc,kata",
+        "--drivers",
+        "bridge,host,macvlan,overlay",
+        "--stress",
+        "none,cpu",
+        "--reps",
+        "3",
+        "--probes",
+        "1000",
+        "--duration",
+        "5",
+        "--allow-swarm-init",
+        "--out",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    args.push(out.into());
+    args
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC, for result directory names.

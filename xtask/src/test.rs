@@ -121,6 +121,12 @@ fn run_tiers(steps: &mut Steps, options: Options) -> Result<()> {
         }
         steps.run(tier.step, || root_tier(tier, &bins))?;
     }
+    // The benchmark harness in short mode: correctness only (sane figures, nothing left
+    // behind), no performance assertions.
+    let figures = workspace_root().join("target").join("bench-short.json");
+    steps.run("bench (short)", || {
+        crate::bench::run(&bins, true, &figures, &[])
+    })?;
     Ok(())
 }
 

@@ -1,0 +1,337 @@
+//! Accuracy: the agent against the reference tools on the same lab bridge path. Round
+//! trips: agent `rr` (untraced, and traced in events mode as `netbench lab` runs it)
+//! against `sockperf ping-pong --full-rtt`, same message size, both back to back with a
+//! blocking receive, the agent sending as many probes as sockperf had observations.
+//! Bandwidth: agent `stream` against `iperf3` (one TCP stream, 128 KiB writes, same
+//! duration). Repetitions alternate the tools' order.
+use serde::Serialize;
+
+use super::{
+    BenchConfig, BenchError, ECHO_PORT, IPERF_PORT, MSG_SIZE, SOCKPERF_PORT, echo_of,
+    figures::{RatioCi, RttSample, ratio_ci},
+    progress, run_id, server_ip, sink_of,
+    tools::{iperf3_client, iperf3_server, sockperf_ping_pong, sockperf_server},
+    topology,
+    workload::{Tracing, rr, serve, stream},
+};
+use crate::{
+    lab::LabTopology,
+    stats::{RepStats, rep_stats, summarize},
+    trace::{TraceConfig, TraceMode},
+};
+
+/// One tool's round trips over the repetitions.
+#[derive(Clone, Debug, Serialize)]
+pub struct ToolRtt {
+    pub reps: Vec<RttSample>,
+    pub p50_us: RepStats,
+    pub p99_us: RepStats,
+}
+
+impl ToolRtt {
+    fn new(reps: Vec<RttSample>) -> Self {
+        let p50: Vec<f64> = reps.iter().map(|r| r.p50_us).collect();
+        let p99: Vec<f64> = reps.iter().map(|r| r.p99_us).collect();
+        Self {
+            reps,
+            p50_us: rep_stats(&p50),
+            p99_us: rep_stats(&p99),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RttComparison {
+    /// `same-cpu` (client and server share a CPU: no cross-CPU wake-up in the round
+    /// trip, the tools' own work dominates) or `cross-cpu` (two wake-ups across CPUs,
+    /// which on a VM dominate the round trip and vary with its timing).
+    pub placement: &'static str,
+    pub client_cpu: Option<usize>,
+    pub server_cpu: Option<usize>,
+    pub size: u32,
+    pub sockperf: ToolRtt,
+    pub agent: ToolRtt,
+    pub agent_traced: ToolRtt,
+    /// agent / sockperf, means of the per-repetition percentiles.
+    pub ratio_p50: Option<RatioCi>,
+    pub ratio_p99: Option<RatioCi>,
+    /// agent traced / sockperf.
+    pub traced_ratio_p50: Option<RatioCi>,
+    pub traced_ratio_p99: Option<RatioCi>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamComparison {
+    pub seconds: u32,
+    pub reps: u32,
+    pub iperf3_gbps: RepStats,
+    pub agent_gbps: RepStats,
+    /// agent / iperf3 (means).
+    pub ratio: Option<RatioCi>,
+    pub iperf3_retransmits: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AccuracyFigures {
+    pub path: &'static str,
+    pub reps: u32,
+    /// Round trips with the client on the server's CPU, then on another CPU.
+    pub rtt: Vec<RttComparison>,
+    pub stream: StreamComparison,
+}
+
+pub async fn measure(
+    config: &BenchConfig,
+    program_ids: &mut Vec<u32>,
+) -> Result<AccuracyFigures, BenchError> {
+    let topo = topology("bridge", "bacc").await?;
+    let server = serve(&topo.server.netns_ref(), config.placement.server_cpu).await?;
+    let result = compare(config, &topo, program_ids).await;
+    server.stop().await;
+    drop(topo);
+    result
+}
+
+async fn compare(
+    config: &BenchConfig,
+    topo: &LabTopology,
+    program_ids: &mut Vec<u32>,
+) -> Result<AccuracyFigures, BenchError> {
+    let sockperf = sockperf_server(
+        &topo.server.netns_ref(),
+        server_ip(topo),
+        SOCKPERF_PORT,
+        config.placement.server_cpu,
+    )
+    .await?;
+    let mut rtt = Vec::new();
+    let server_cpu = config.placement.server_cpu;
+    for (placement, client_cpu) in [
+        ("same-cpu", server_cpu),
+        ("cross-cpu", config.placement.client_cpu),
+    ] {
+        progress(&format!("  round trips, {placement}"));
+        match compare_rtt(config, topo, placement, client_cpu, program_ids).await {
+            Ok(r) => rtt.push(r),
+            Err(e) => {
+                sockperf.stop().await;
+                return Err(e);
+            }
+        }
+    }
+    sockperf.stop().await;
+    Ok(AccuracyFigures {
+        path: "bridge",
+        reps: config.accuracy_reps,
+        rtt,
+        stream: compare_stream(config, topo).await?,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RttTool {
+    Sockperf,
+    Agent,
+    AgentTraced,
+}
+
+/// The order of the three in repetition `rep`: rotated, so no tool always runs first
+/// (sockperf leads the first one: its observation count sets the agent's probe count).
+fn rtt_order(rep: u32) -> [RttTool; 3] {
+    let mut o = [RttTool::Sockperf, RttTool::Agent, RttTool::AgentTraced];
+    o.rotate_left(rep as usize % 3);
+    o
+}
+
+/// sockperf ping-pong, the agent untraced, and the agent traced, in rotating order; the
+/// agent sends as many probes as sockperf last observed.
+async fn compare_rtt(
+    config: &BenchConfig,
+    topo: &LabTopology,
+    placement: &'static str,
+    client_cpu: Option<usize>,
+    program_ids: &mut Vec<u32>,
+) -> Result<RttComparison, BenchError> {
+    let (client, ip) = (topo.client.netns_ref(), server_ip(topo));
+    let (mut sp, mut agent, mut traced) = (Vec::new(), Vec::new(), Vec::new());
+    let mut count = 10_000;
+    for rep in 0..config.accuracy_reps {
+        for tool in rtt_order(rep) {
+            match tool {
+                RttTool::Sockperf => {
+                    let s = sockperf_ping_pong(
+                        &client,
+                        ip,
+                        SOCKPERF_PORT,
+                        MSG_SIZE,
+                        config.sockperf_seconds,
+                        client_cpu,
+                    )
+                    .await?;
+                    count = s.observations.clamp(100, 1_000_000);
+                    sp.push(RttSample {
+                        count: s.observations,
+                        p50_us: s.p50_us,
+                        p99_us: s.p99_us,
+                    });
+                }
+                RttTool::Agent => {
+                    agent.push(agent_rtt(topo, count, false, rep, client_cpu, program_ids).await?);
+                }
+                RttTool::AgentTraced => {
+                    traced.push(agent_rtt(topo, count, true, rep, client_cpu, program_ids).await?);
+                }
+            }
+        }
+        let last = |v: &[RttSample], f: fn(&RttSample) -> f64| v.last().map_or(f64::NAN, f);
+        progress(&format!(
+            "  rtt rep {}/{}: p50/p99 us: sockperf {:.1}/{:.1} ({} obs), agent {:.1}/{:.1}, \
+             traced {:.1}/{:.1}",
+            rep + 1,
+            config.accuracy_reps,
+            last(&sp, |r| r.p50_us),
+            last(&sp, |r| r.p99_us),
+            sp.last().map_or(0, |r| r.count),
+            last(&agent, |r| r.p50_us),
+            last(&agent, |r| r.p99_us),
+            last(&traced, |r| r.p50_us),
+            last(&traced, |r| r.p99_us),
+        ));
+    }
+    let (sp, agent, traced) = (ToolRtt::new(sp), ToolRtt::new(agent), ToolRtt::new(traced));
+    let ratio =
+        |a: &ToolRtt, f: fn(&ToolRtt) -> &RepStats| ratio_ci(&f(a).per_rep, &f(&sp).per_rep);
+    Ok(RttComparison {
+        placement,
+        client_cpu,
+        server_cpu: config.placement.server_cpu,
+        size: MSG_SIZE,
+        ratio_p50: ratio(&agent, |t| &t.p50_us),
+        ratio_p99: ratio(&agent, |t| &t.p99_us),
+        traced_ratio_p50: ratio(&traced, |t| &t.p50_us),
+        traced_ratio_p99: ratio(&traced, |t| &t.p99_us),
+        sockperf: sp,
+        agent,
+        agent_traced: traced,
+    })
+}
+
+/// iperf3 and the agent's stream, alternating which goes first, untraced.
+async fn compare_stream(
+    config: &BenchConfig,
+    topo: &LabTopology,
+) -> Result<StreamComparison, BenchError> {
+    let (client, ip) = (topo.client.netns_ref(), server_ip(topo));
+    let (mut iperf, mut agent_bw, mut retransmits) = (Vec::new(), Vec::new(), 0);
+    for rep in 0..config.accuracy_stream_reps {
+        let iperf_first = rep % 2 == 0;
+        for iperf_now in [iperf_first, !iperf_first] {
+            if iperf_now {
+                let srv = iperf3_server(
+                    &topo.server.netns_ref(),
+                    ip,
+                    IPERF_PORT,
+                    config.placement.server_cpu,
+                )
+                .await?;
+                let r = iperf3_client(
+                    &client,
+                    ip,
+                    IPERF_PORT,
+                    config.stream_seconds,
+                    config.placement.client_cpu,
+                )
+                .await;
+                srv.stop().await;
+                let r = r?;
+                retransmits += r.retransmits;
+                iperf.push(r.received_gbps);
+            } else {
+                let r = stream(
+                    &client,
+                    sink_of(topo),
+                    f64::from(config.stream_seconds),
+                    config.placement.client_cpu,
+                )
+                .await?;
+                agent_bw.push(r.gbps);
+            }
+        }
+        progress(&format!(
+            "  stream rep {}/{}: iperf3 {:.2} Gbit/s, agent {:.2} Gbit/s",
+            rep + 1,
+            config.accuracy_stream_reps,
+            iperf.last().copied().unwrap_or(f64::NAN),
+            agent_bw.last().copied().unwrap_or(f64::NAN),
+        ));
+    }
+    let (iperf3_gbps, agent_gbps) = (rep_stats(&iperf), rep_stats(&agent_bw));
+    Ok(StreamComparison {
+        seconds: config.stream_seconds,
+        reps: config.accuracy_stream_reps,
+        ratio: ratio_ci(&agent_gbps.per_rep, &iperf3_gbps.per_rep),
+        iperf3_gbps,
+        agent_gbps,
+        iperf3_retransmits: retransmits,
+    })
+}
+
+/// `count` back-to-back UDP rr probes; traced: with the tracer in events mode on every
+/// hook of the path (as `netbench lab` runs).
+async fn agent_rtt(
+    topo: &LabTopology,
+    count: u64,
+    traced: bool,
+    rep: u32,
+    cpu: Option<usize>,
+    program_ids: &mut Vec<u32>,
+) -> Result<RttSample, BenchError> {
+    let tracing = if traced {
+        let t = Tracing::start(
+            &TraceConfig {
+                ports: vec![ECHO_PORT],
+                mode: TraceMode::Events,
+                ..TraceConfig::default()
+            },
+            &topo.hooks,
+        )?;
+        program_ids.extend(&t.program_ids);
+        Some(t)
+    } else {
+        None
+    };
+    let rtts = rr(
+        &topo.client.netns_ref(),
+        echo_of(topo),
+        count,
+        run_id(0x200 + rep),
+        cpu,
+    )
+    .await;
+    if let Some(t) = tracing {
+        t.finish().await?;
+    }
+    let s = summarize(&rtts?);
+    Ok(RttSample {
+        count: s.count,
+        p50_us: s.p50,
+        p99_us: s.p99,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockperf_leads_the_first_rep_and_every_tool_runs_once_per_rep() {
+        assert!(rtt_order(0)[0] == RttTool::Sockperf);
+        for rep in 0..6 {
+            let o = rtt_order(rep);
+            for tool in [RttTool::Sockperf, RttTool::Agent, RttTool::AgentTraced] {
+                assert_eq!(o.iter().filter(|t| **t == tool).count(), 1);
+            }
+        }
+        assert!(rtt_order(1)[0] == RttTool::Agent);
+    }
+}

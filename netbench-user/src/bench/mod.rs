@@ -1,0 +1,398 @@
+//! `netbench bench`: measure the measurer. Side by side in one run, on lab paths
+//! netbench builds itself:
+//!
+//! 1. per-program cost (BPF run-time statistics) under rr and stream load,
+//! 2. throughput impact of tracing (off, count-only, full) on an agent TCP stream,
+//! 3. capacity: the highest hop-event rate delivered to userspace without loss, and
+//!    where loss starts, for the default and a larger ring buffer,
+//! 4. accuracy: agent rr against `sockperf ping-pong`, agent stream against iperf3,
+//! 5. wall time of the default experiment.
+//!
+//! Figures only, no timed assertions. `--short` (CI) uses small counts and checks that
+//! every figure is sane (finite, non-zero) and that nothing is left behind.
+mod accuracy;
+mod capacity;
+mod checks;
+mod cost;
+pub mod figures;
+mod process;
+mod render;
+mod throughput;
+pub mod tools;
+mod walltime;
+pub mod workload;
+
+use std::{
+    ffi::OsString,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+pub use accuracy::AccuracyFigures;
+pub use capacity::CapacityFigures;
+pub use cost::CostFigures;
+pub use render::render;
+use serde::Serialize;
+pub use throughput::ThroughputFigures;
+pub use walltime::WallTime;
+
+use crate::{
+    agent::AgentError, lab::LabTopology, netlink::NetlinkError, report::Env, trace::TraceError,
+};
+
+/// Agent echo port (UDP+TCP); its bandwidth sink listens on the next port.
+pub const ECHO_PORT: u16 = 7301;
+pub const SINK_PORT: u16 = ECHO_PORT + 1;
+/// Where blast datagrams go: nothing listens there, so they are dropped right after the
+/// server's device (the hops before that are traced).
+pub const BLAST_PORT: u16 = 7303;
+pub const SOCKPERF_PORT: u16 = 7311;
+pub const IPERF_PORT: u16 = 7312;
+/// Probe size of every latency comparison.
+pub const MSG_SIZE: u32 = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("building the lab {path} path: {source}")]
+    Topology {
+        path: &'static str,
+        #[source]
+        source: NetlinkError,
+    },
+    #[error("{0}")]
+    Trace(#[from] TraceError),
+    #[error("{0}")]
+    Agent(#[from] AgentError),
+    #[error("{tool}: {msg}")]
+    Tool { tool: &'static str, msg: String },
+    #[error("BPF run-time statistics: {0}")]
+    Stats(String),
+    #[error("task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The measurements, in the order they run.
+pub const SECTIONS: [&str; 5] = ["cost", "throughput", "capacity", "accuracy", "walltime"];
+
+/// Sizes of one run: `short()` for CI, `full()` by hand.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchConfig {
+    pub short: bool,
+    /// rr probes while measuring per-program cost.
+    pub cost_rr_probes: u64,
+    /// Blast load while measuring per-program cost: datagrams per second, seconds.
+    pub cost_blast_rate: u32,
+    pub cost_blast_seconds: f64,
+    /// Seconds of each stream of the cost section and of the iperf3 comparison.
+    pub stream_seconds: u32,
+    /// Seconds of each stream of the throughput section, and its repetitions per mode.
+    pub throughput_seconds: u32,
+    pub throughput_reps: u32,
+    /// Capacity ladder: (datagrams per second per sender, senders); 0 = unpaced.
+    pub capacity_steps: Vec<(u32, u32)>,
+    pub capacity_seconds: f64,
+    /// Ring sizes to test: the default first.
+    pub ring_bytes: Vec<u32>,
+    /// Ring filled for the reader's drain rate.
+    pub drain_ring_bytes: u32,
+    /// Repetitions of the round-trip comparison, and of the bandwidth comparison.
+    pub accuracy_reps: u32,
+    pub accuracy_stream_reps: u32,
+    pub sockperf_seconds: u32,
+    /// CPUs of the client and the server of every pair.
+    pub placement: Placement,
+    /// Which measurements run: [`SECTIONS`] by default.
+    pub sections: Vec<String>,
+    /// The default experiment's command line (netbench arguments) to time; empty: skip.
+    #[serde(skip)]
+    pub default_cmd: Vec<OsString>,
+}
+
+/// Where clients and servers run: pinned to two different CPUs, the same for every
+/// tool, so that scheduler placement never decides a comparison. `None`: unpinned.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Placement {
+    pub client_cpu: Option<usize>,
+    pub server_cpu: Option<usize>,
+}
+
+impl Placement {
+    /// The first two CPUs this process may use; unpinned on a one-CPU machine.
+    #[must_use]
+    pub fn detect() -> Self {
+        process::client_server_cpus().map_or_else(Self::default, |(c, s)| Self {
+            client_cpu: Some(c),
+            server_cpu: Some(s),
+        })
+    }
+}
+
+impl BenchConfig {
+    #[must_use]
+    pub fn short() -> Self {
+        Self {
+            short: true,
+            cost_rr_probes: 300,
+            cost_blast_rate: 20_000,
+            cost_blast_seconds: 0.3,
+            stream_seconds: 1,
+            throughput_seconds: 1,
+            throughput_reps: 1,
+            capacity_steps: vec![(20_000, 1), (50_000, 1)],
+            capacity_seconds: 0.3,
+            drain_ring_bytes: crate::trace::TraceConfig::default().ring_bytes,
+            ring_bytes: vec![crate::trace::TraceConfig::default().ring_bytes, 1 << 26],
+            accuracy_reps: 1,
+            accuracy_stream_reps: 1,
+            sockperf_seconds: 1,
+            placement: Placement::detect(),
+            sections: SECTIONS.map(str::to_owned).to_vec(),
+            default_cmd: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn full() -> Self {
+        Self {
+            short: false,
+            cost_rr_probes: 20_000,
+            cost_blast_rate: 100_000,
+            cost_blast_seconds: 2.0,
+            stream_seconds: 5,
+            throughput_seconds: 3,
+            throughput_reps: 8,
+            capacity_steps: vec![
+                (50_000, 1),
+                (100_000, 1),
+                (150_000, 1),
+                (200_000, 1),
+                (250_000, 1),
+                (300_000, 1),
+                (400_000, 1),
+                (0, 1),
+                (0, 2),
+            ],
+            capacity_seconds: 2.0,
+            drain_ring_bytes: 1 << 26,
+            ring_bytes: vec![crate::trace::TraceConfig::default().ring_bytes, 1 << 26],
+            accuracy_reps: 9,
+            accuracy_stream_reps: 5,
+            sockperf_seconds: 2,
+            placement: Placement::detect(),
+            sections: SECTIONS.map(str::to_owned).to_vec(),
+            default_cmd: Vec::new(),
+        }
+    }
+}
+
+/// A section that failed: the rest of the run goes on.
+#[derive(Clone, Debug, Serialize)]
+pub struct SectionError {
+    pub section: &'static str,
+    pub error: String,
+}
+
+/// `kernel.bpf_stats_enabled` around the run: statistics are switched on with a
+/// `BPF_ENABLE_STATS` fd (reference-counted; closing it restores the previous state).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StatsToggle {
+    pub method: &'static str,
+    pub sysctl_before: Option<u8>,
+    pub sysctl_after: Option<u8>,
+}
+
+/// Everything one run measured: written as JSON, rendered as text.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub schema: u32,
+    pub kind: &'static str,
+    pub mode: &'static str,
+    pub env: Env,
+    pub config: BenchConfig,
+    pub cost: Option<CostFigures>,
+    pub throughput: Option<ThroughputFigures>,
+    pub capacity: Option<CapacityFigures>,
+    pub accuracy: Option<AccuracyFigures>,
+    pub wall_time: WallTime,
+    pub targets: Vec<figures::Verdict>,
+    pub bpf_stats: StatsToggle,
+    /// How busy the machine was apart from the benchmark.
+    pub machine_load: checks::MachineLoad,
+    pub errors: Vec<SectionError>,
+    /// Namespaces, programs or processes of this run still present at its end.
+    pub leftovers: Vec<String>,
+    /// Sanity problems (non-finite or zero figures, errors, leftovers): empty = ok.
+    pub problems: Vec<String>,
+    pub elapsed_s: f64,
+}
+
+impl BenchReport {
+    /// Write the report as pretty JSON (creating the parent directory).
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn write(&self, path: &Path) -> Result<(), BenchError> {
+        let io = |source| BenchError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
+        std::fs::write(path, text + "\n").map_err(io)
+    }
+}
+
+/// Progress lines go to stderr so stdout carries only the figures.
+fn progress(msg: &str) {
+    eprintln!("bench: {msg}");
+}
+
+/// Build a lab path for one section.
+async fn topology(path: &'static str, tag: &str) -> Result<LabTopology, BenchError> {
+    let built = match path {
+        "bridge" => LabTopology::bridge(tag).await,
+        _ => LabTopology::veth(tag).await,
+    };
+    built.map_err(|source| BenchError::Topology { path, source })
+}
+
+fn sink_of(topo: &LabTopology) -> SocketAddr {
+    SocketAddr::new(topo.server.ip.into(), SINK_PORT)
+}
+
+fn echo_of(topo: &LabTopology) -> SocketAddr {
+    SocketAddr::new(topo.server.ip.into(), ECHO_PORT)
+}
+
+fn server_ip(topo: &LabTopology) -> Ipv4Addr {
+    topo.server.ip
+}
+
+/// A run id for this process's probes.
+fn run_id(salt: u32) -> u32 {
+    std::process::id().rotate_left(8) ^ 0x4e42_0000 ^ salt
+}
+
+/// A section's figures, or its error noted in `errors`.
+fn keep<T>(
+    errors: &mut Vec<SectionError>,
+    section: &'static str,
+    result: Result<T, BenchError>,
+) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            progress(&format!("{section} failed: {e}"));
+            errors.push(SectionError {
+                section,
+                error: e.to_string(),
+            });
+            None
+        }
+    }
+}
+
+/// Run every selected measurement in order. Section failures are recorded, not fatal.
+pub async fn run(config: &BenchConfig) -> BenchReport {
+    let mut machine_load = checks::MachineLoad {
+        busy_pct_before: checks::busy_pct(std::time::Duration::from_secs(1)).await,
+        loadavg_1m_before: checks::loadavg(),
+        loadavg_1m_after: None,
+    };
+    let started = Instant::now();
+    let mut errors = Vec::new();
+    let mut program_ids = Vec::new();
+    let wanted = |section: &str| config.sections.iter().any(|s| s == section);
+
+    let mut toggle = StatsToggle {
+        method: "BPF_ENABLE_STATS fd (reference-counted; closed after the cost section)",
+        sysctl_before: cost::stats_sysctl(),
+        ..StatsToggle::default()
+    };
+    let mut cost = None;
+    if wanted("cost") {
+        progress("1. per-program cost (rr, stream and blast load, lab bridge path)");
+        cost = keep(
+            &mut errors,
+            "cost",
+            cost::measure(config, &mut program_ids).await,
+        );
+    }
+    toggle.sysctl_after = cost::stats_sysctl();
+    let mut throughput = None;
+    if wanted("throughput") {
+        progress("2. throughput impact (agent stream, lab bridge path)");
+        throughput = keep(
+            &mut errors,
+            "throughput",
+            throughput::measure(config, &mut program_ids).await,
+        );
+    }
+    let mut capacity = None;
+    if wanted("capacity") {
+        progress("3. capacity (blast datagrams, lab bridge path)");
+        capacity = keep(
+            &mut errors,
+            "capacity",
+            capacity::measure(config, &mut program_ids).await,
+        );
+    }
+    let mut accuracy = None;
+    if wanted("accuracy") {
+        progress("4. accuracy (sockperf and iperf3, lab bridge path)");
+        accuracy = keep(
+            &mut errors,
+            "accuracy",
+            accuracy::measure(config, &mut program_ids).await,
+        );
+    }
+
+    let wall_time = if wanted("walltime") {
+        walltime::measure(&config.default_cmd).await
+    } else {
+        WallTime {
+            skipped: Some("not selected (--only)".into()),
+            ..WallTime::default()
+        }
+    };
+    if let Some(e) = &wall_time.error {
+        errors.push(SectionError {
+            section: "wall time",
+            error: e.clone(),
+        });
+    }
+
+    let leftovers = checks::leftovers(&program_ids, &toggle).await;
+    machine_load.loadavg_1m_after = checks::loadavg();
+    let mut report = BenchReport {
+        schema: 1,
+        kind: "netbench-bench",
+        mode: if config.short { "short" } else { "full" },
+        env: Env::local(),
+        config: config.clone(),
+        cost,
+        throughput,
+        capacity,
+        accuracy,
+        wall_time,
+        targets: Vec::new(),
+        bpf_stats: toggle,
+        machine_load,
+        errors,
+        leftovers,
+        problems: Vec::new(),
+        elapsed_s: started.elapsed().as_secs_f64(),
+    };
+    report.targets = checks::verdicts(&report);
+    report.problems = checks::problems(&report);
+    report
+}

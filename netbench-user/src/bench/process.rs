@@ -1,0 +1,180 @@
+//! Child processes of the benchmark (the agent, sockperf, iperf3): started inside a lab
+//! namespace, optionally pinned to one CPU (both tools of a comparison get the same
+//! placement, so the scheduler's choices do not decide the comparison), bounded in
+//! time, and stopped by their own handle.
+use std::{ffi::OsStr, os::unix::process::CommandExt as _, process::Stdio, time::Duration};
+
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncRead, BufReader},
+    process::{Child, Command},
+};
+
+use super::BenchError;
+use crate::netns::{NetnsRef, command_in};
+
+/// Where the client and the server of a pair run: the first two CPUs this process may
+/// use, or `None` on a one-CPU machine (no pinning then).
+#[must_use]
+pub fn client_server_cpus() -> Option<(usize, usize)> {
+    let set = sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    let mut cpus = (0..CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false));
+    Some((cpus.next()?, cpus.next()?))
+}
+
+fn error(label: &'static str, msg: impl Into<String>) -> BenchError {
+    BenchError::Tool {
+        tool: label,
+        msg: msg.into(),
+    }
+}
+
+/// `program args` inside `ns`, pinned to `cpu` if given; stdout and stderr piped.
+///
+/// # Errors
+/// When the namespace cannot be opened or the CPU is out of range.
+pub fn command(
+    ns: &NetnsRef,
+    program: impl AsRef<OsStr>,
+    label: &'static str,
+    args: &[String],
+    cpu: Option<usize>,
+) -> Result<Command, BenchError> {
+    let mut cmd =
+        command_in(ns, program).map_err(|e| error(label, format!("opening netns {ns}: {e}")))?;
+    if let Some(c) = cpu {
+        let mut set = CpuSet::new();
+        set.set(c)
+            .map_err(|e| error(label, format!("cpu {c}: {e}")))?;
+        // SAFETY: between fork and exec only async-signal-safe work: one
+        // sched_setaffinity syscall on a CPU set made before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(std::io::Error::from)
+            });
+        }
+    }
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut cmd = Command::from(cmd);
+    cmd.kill_on_drop(true);
+    Ok(cmd)
+}
+
+/// A server process; killed (by its pid) and reaped on `stop`, killed on drop.
+pub struct Server {
+    label: &'static str,
+    child: Child,
+}
+
+impl Server {
+    /// Spawn `cmd` and wait (at most 10 s) for a stdout line containing `ready`; then
+    /// keep reading its output so it never blocks on a full pipe.
+    ///
+    /// # Errors
+    /// When it cannot start or does not become ready.
+    pub async fn start(
+        mut cmd: Command,
+        label: &'static str,
+        ready: &'static str,
+    ) -> Result<Self, BenchError> {
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| error(label, format!("cannot start: {e}")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| error(label, "no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let seen = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains(ready) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if seen != Ok(true) {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Err(error(
+                label,
+                format!("server did not print {ready:?} within 10 s"),
+            ));
+        }
+        tokio::spawn(drain(lines));
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(drain(BufReader::new(err).lines()));
+        }
+        Ok(Self { label, child })
+    }
+
+    /// Stop (by pid) and reap.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "bench: {} server did not exit within 5 s of SIGKILL",
+                self.label
+            );
+        }
+    }
+}
+
+async fn drain<R: AsyncRead + Unpin>(mut lines: tokio::io::Lines<BufReader<R>>) {
+    while let Ok(Some(_)) = lines.next_line().await {}
+}
+
+/// Run `cmd` to completion, at most `limit` (then it is killed); its stdout.
+///
+/// # Errors
+/// When it cannot start, runs too long or exits non-zero (with its last line).
+pub async fn run_client(
+    mut cmd: Command,
+    label: &'static str,
+    limit: Duration,
+) -> Result<String, BenchError> {
+    let child = cmd
+        .spawn()
+        .map_err(|e| error(label, format!("cannot start: {e}")))?;
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .map_err(|_| error(label, format!("did not finish within {limit:?}")))?
+        .map_err(|e| error(label, e.to_string()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr
+            .lines()
+            .chain(stdout.lines())
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(error(
+            label,
+            format!(
+                "failed ({}): {}",
+                out.status,
+                super::tools::strip_ansi(last).trim()
+            ),
+        ));
+    }
+    Ok(stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_cpus_or_none() {
+        if let Some((c, s)) = client_server_cpus() {
+            assert_ne!(c, s);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Removing what netbench created in Docker and on the host, found by its labels (and,
+//! for host links, by their alias): containers, networks, the swarm netbench
+//! initialised (and its `docker_gwbridge`), macvlan parent links, and on request images.
+use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+
+use super::{DockerError, Engine, api, container, image, labels, network};
+use crate::{netlink, netns::NetnsRef};
+
+/// What a cleanup removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub swarm_left: bool,
+    pub links: Vec<String>,
+    pub images: Vec<String>,
+    /// What could not be removed, one line each.
+    pub failures: Vec<String>,
+}
+
+impl Removed {
+    /// One line per removed object, for `netbench cleanup`.
+    #[must_use]
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        out.extend(
+            self.containers
+                .iter()
+                .map(|c| format!("removed container {c}")),
+        );
+        out.extend(self.networks.iter().map(|n| format!("removed network {n}")));
+        if self.swarm_left {
+            out.push("left the swarm netbench had initialised".to_owned());
+        }
+        out.extend(self.links.iter().map(|l| format!("removed link {l}")));
+        out.extend(self.images.iter().map(|i| format!("removed image {i}")));
+        out
+    }
+}
+
+/// Force-remove netbench's containers (of `run`, or all).
+///
+/// # Errors
+/// When the daemon cannot list containers.
+pub async fn containers(engine: &Engine, run: Option<&str>) -> Result<Removed, DockerError> {
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&labels::filter(run))
+        .build();
+    let list = engine
+        .docker
+        .list_containers(Some(options))
+        .await
+        .map_err(api("listing containers"))?;
+    let mut removed = Removed::default();
+    for c in list {
+        if !labels::is_owned(c.labels.as_ref(), run) {
+            continue;
+        }
+        let Some(id) = c.id else { continue };
+        let name = c
+            .names
+            .and_then(|n| n.first().cloned())
+            .unwrap_or_else(|| id.clone())
+            .trim_start_matches('/')
+            .to_owned();
+        match container::remove(engine, &id).await {
+            Ok(()) => removed.containers.push(name),
+            Err(e) => removed.failures.push(e.to_string()),
+        }
+    }
+    Ok(removed)
+}
+
+/// Remove netbench's networks (of `run`, or all), except `docker_gwbridge`, which goes
+/// with the swarm.
+///
+/// # Errors
+/// When the daemon cannot list networks.
+pub async fn networks(engine: &Engine, run: Option<&str>) -> Result<Removed, DockerError> {
+    let options = ListNetworksOptionsBuilder::default()
+        .filters(&labels::filter(run))
+        .build();
+    let list = engine
+        .docker
+        .list_networks(Some(options))
+        .await
+        .map_err(api("listing networks"))?;
+    let mut removed = Removed::default();
+    for n in list {
+        let Some(name) = n.name else { continue };
+        if name == network::GWBRIDGE || !labels::is_owned(n.labels.as_ref(), run) {
+            continue;
+        }
+        match network::remove(engine, &name).await {
+            Ok(()) => removed.networks.push(name),
+            Err(e) => removed.failures.push(e.to_string()),
+        }
+    }
+    Ok(removed)
+}
+
+/// Delete host links whose alias marks them as netbench's (of `run`, or all).
+///
+/// # Errors
+/// When the host namespace cannot be listed.
+pub async fn links(run: Option<&str>) -> Result<Removed, DockerError> {
+    let h = netlink::handle_in(&NetnsRef::Current)?;
+    let mut removed = Removed::default();
+    for link in netlink::list_links(&h).await? {
+        let (Some(name), Some(alias)) = (netlink::name_of(&link), netlink::alias_of(&link)) else {
+            continue;
+        };
+        let owned = match run {
+            Some(r) => alias == labels::link_alias(r),
+            None => alias.starts_with(labels::LINK_ALIAS_PREFIX),
+        };
+        if !owned || !name.starts_with("nb") {
+            continue;
+        }
+        let name = name.to_owned();
+        // Deleting one end of a veth removes its peer: that one is then just gone.
+        match netlink::delete_link(&h, &name).await {
+            Ok(()) => removed.links.push(name),
+            Err(e) => removed.failures.push(e.to_string()),
+        }
+    }
+    Ok(removed)
+}
+
+/// Everything netbench created (of `run`, or of every run), plus images when asked:
+/// containers, then networks, then the swarm netbench initialised, then links.
+/// Failures are collected, not fatal, so one stuck object does not keep the rest.
+pub async fn everything(engine: &mut Engine, run: Option<&str>, images: bool) -> Removed {
+    let mut all = Removed::default();
+    let merge = |r: Result<Removed, DockerError>, all: &mut Removed| match r {
+        Ok(r) => {
+            all.containers.extend(r.containers);
+            all.networks.extend(r.networks);
+            all.links.extend(r.links);
+            all.images.extend(r.images);
+            all.failures.extend(r.failures);
+        }
+        Err(e) => all.failures.push(e.to_string()),
+    };
+    merge(containers(engine, run).await, &mut all);
+    merge(networks(engine, run).await, &mut all);
+    match network::leave_swarm_if_ours(engine, run).await {
+        Ok(left) => all.swarm_left = left,
+        Err(e) => all.failures.push(e.to_string()),
+    }
+    merge(links(run).await, &mut all);
+    if images {
+        merge(
+            image::remove_all(engine).await.map(|images| Removed {
+                images,
+                ..Removed::default()
+            }),
+            &mut all,
+        );
+    }
+    all
+}

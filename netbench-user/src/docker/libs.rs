@@ -1,0 +1,559 @@
+//! The shared libraries a dynamically linked program needs, found the way `ld.so` finds
+//! them: each ELF file's `DT_NEEDED` entries, searched in its `DT_RPATH`/`DT_RUNPATH`,
+//! the directories of `/etc/ld.so.conf` and the loader's defaults, recursively; plus the
+//! program interpreter (`PT_INTERP`). No `ldd`: it runs the loader on the binary.
+use std::{
+    collections::{BTreeMap, HashSet, VecDeque},
+    path::{Path, PathBuf},
+};
+
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_INTERP: u32 = 3;
+const DT_NULL: u64 = 0;
+const DT_NEEDED: u64 = 1;
+const DT_STRTAB: u64 = 5;
+const DT_RPATH: u64 = 15;
+const DT_RUNPATH: u64 = 29;
+const ELFCLASS64: u8 = 2;
+const ELFDATA2LSB: u8 = 1;
+
+/// Where `ld.so` looks last (`x86_64` Debian/Ubuntu and other distributions).
+pub const DEFAULT_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibsError {
+    #[error("{path}: {msg}")]
+    Elf { path: PathBuf, msg: String },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{needed} (needed by {by}) not found in {dirs}")]
+    NotFound {
+        needed: String,
+        by: PathBuf,
+        dirs: String,
+    },
+}
+
+/// What the dynamic section of one ELF file says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DynamicInfo {
+    pub interpreter: Option<String>,
+    pub needed: Vec<String>,
+    /// `DT_RPATH` directories (used only when there is no `DT_RUNPATH`).
+    pub rpath: Vec<String>,
+    pub runpath: Vec<String>,
+}
+
+struct Elf<'a> {
+    bytes: &'a [u8],
+}
+
+impl Elf<'_> {
+    fn slice(&self, offset: u64, len: u64) -> Result<&[u8], String> {
+        let start = usize::try_from(offset).map_err(|_| "offset out of range")?;
+        let len = usize::try_from(len).map_err(|_| "length out of range")?;
+        start
+            .checked_add(len)
+            .and_then(|end| self.bytes.get(start..end))
+            .ok_or_else(|| format!("header points past the end of the file ({offset:#x}+{len})"))
+    }
+
+    fn u16(&self, at: u64) -> Result<u16, String> {
+        let b = self.slice(at, 2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&self, at: u64) -> Result<u32, String> {
+        let b = self.slice(at, 4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&self, at: u64) -> Result<u64, String> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.slice(at, 8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn cstr(&self, offset: u64) -> Result<String, String> {
+        let start = usize::try_from(offset).map_err(|_| "offset out of range")?;
+        let rest = self
+            .bytes
+            .get(start..)
+            .ok_or_else(|| format!("string at {offset:#x} past the end"))?;
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or("unterminated string")?;
+        Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
+    }
+}
+
+/// Is `bytes` a 64-bit little-endian ELF file (the only kind this `x86_64` loader takes)?
+#[must_use]
+pub fn is_elf64le(bytes: &[u8]) -> bool {
+    bytes.get(..4) == Some(b"\x7fELF".as_slice())
+        && bytes.get(4) == Some(&ELFCLASS64)
+        && bytes.get(5) == Some(&ELFDATA2LSB)
+}
+
+/// Read the interpreter and dynamic entries of a 64-bit little-endian ELF file.
+///
+/// # Errors
+/// When `bytes` is not such a file or its headers point outside it.
+pub fn dynamic_info(bytes: &[u8]) -> Result<DynamicInfo, String> {
+    if !is_elf64le(bytes) {
+        return Err("not a 64-bit little-endian ELF file".to_owned());
+    }
+    let elf = Elf { bytes };
+    let phoff = elf.u64(0x20)?;
+    let phentsize = u64::from(elf.u16(0x36)?);
+    let phnum = u64::from(elf.u16(0x38)?);
+    let mut info = DynamicInfo::default();
+    // (vaddr, offset, filesz) of each PT_LOAD, to turn DT_STRTAB's address into an offset.
+    let mut loads = Vec::new();
+    let mut dynamic = None;
+    for i in 0..phnum {
+        let h = phoff + i * phentsize;
+        let (offset, vaddr, filesz) = (elf.u64(h + 0x08)?, elf.u64(h + 0x10)?, elf.u64(h + 0x20)?);
+        match elf.u32(h)? {
+            PT_LOAD => loads.push((vaddr, offset, filesz)),
+            PT_DYNAMIC => dynamic = Some((offset, filesz)),
+            PT_INTERP => {
+                let raw = elf.slice(offset, filesz)?;
+                let path = raw.split(|&b| b == 0).next().unwrap_or_default();
+                info.interpreter = Some(String::from_utf8_lossy(path).into_owned());
+            }
+            _ => {}
+        }
+    }
+    let Some((dyn_off, dyn_size)) = dynamic else {
+        return Ok(info);
+    };
+    let mut entries = Vec::new();
+    let mut strtab = None;
+    for i in 0..dyn_size / 16 {
+        let tag = elf.u64(dyn_off + i * 16)?;
+        let val = elf.u64(dyn_off + i * 16 + 8)?;
+        match tag {
+            DT_NULL => break,
+            DT_STRTAB => strtab = Some(val),
+            DT_NEEDED | DT_RPATH | DT_RUNPATH => entries.push((tag, val)),
+            _ => {}
+        }
+    }
+    if entries.is_empty() {
+        return Ok(info);
+    }
+    let strtab = strtab.ok_or("DT_NEEDED without DT_STRTAB")?;
+    let strtab_off = loads
+        .iter()
+        .find(|(vaddr, _, size)| strtab >= *vaddr && strtab < vaddr + size)
+        .map(|(vaddr, offset, _)| strtab - vaddr + offset)
+        .ok_or("DT_STRTAB outside every PT_LOAD segment")?;
+    for (tag, val) in entries {
+        let s = elf.cstr(strtab_off + val)?;
+        match tag {
+            DT_NEEDED => info.needed.push(s),
+            DT_RPATH => info.rpath.extend(s.split(':').map(str::to_owned)),
+            _ => info.runpath.extend(s.split(':').map(str::to_owned)),
+        }
+    }
+    Ok(info)
+}
+
+/// The directories of an `ld.so.conf` file, following `include` lines (with `*`
+/// globs in the file name part, as Debian uses them). `read` returns a file's text.
+#[must_use]
+pub fn ld_so_conf_dirs(
+    path: &Path,
+    read: &dyn Fn(&Path) -> Option<String>,
+    list: &dyn Fn(&Path) -> Vec<PathBuf>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    conf_dirs_into(path, read, list, &mut out, 0);
+    out
+}
+
+fn conf_dirs_into(
+    path: &Path,
+    read: &dyn Fn(&Path) -> Option<String>,
+    list: &dyn Fn(&Path) -> Vec<PathBuf>,
+    out: &mut Vec<String>,
+    depth: u32,
+) {
+    if depth > 8 {
+        return;
+    }
+    let Some(text) = read(path) else { return };
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(pattern) = line.strip_prefix("include") {
+            let pattern = pattern.trim();
+            let pattern = if Path::new(pattern).is_absolute() {
+                PathBuf::from(pattern)
+            } else {
+                path.parent().unwrap_or(Path::new("/")).join(pattern)
+            };
+            for file in glob_files(&pattern, list) {
+                conf_dirs_into(&file, read, list, out, depth + 1);
+            }
+        } else if line.starts_with('/') && !out.iter().any(|d| d == line) {
+            out.push(line.to_owned());
+        }
+    }
+}
+
+/// Files matching `pattern` whose last component may hold `*` wildcards, sorted.
+fn glob_files(pattern: &Path, list: &dyn Fn(&Path) -> Vec<PathBuf>) -> Vec<PathBuf> {
+    let name = pattern
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains('*') {
+        return vec![pattern.to_path_buf()];
+    }
+    let dir = pattern.parent().unwrap_or(Path::new("/"));
+    let mut files: Vec<PathBuf> = list(dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| wildcard_match(&name, &n.to_string_lossy()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `*`-only wildcard matching.
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = name;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else if let Some(at) = rest.find(part) {
+            rest = &rest[at + part.len()..];
+        } else {
+            return false;
+        }
+    }
+    rest.is_empty()
+}
+
+/// Everything a program needs to run in an empty root file system.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Closure {
+    /// The ELF interpreter as the program names it (`/lib64/ld-linux-x86-64.so.2`).
+    pub interpreter: Option<PathBuf>,
+    /// Libraries by the path the loader will find them under (directory it was found in
+    /// plus the `DT_NEEDED` name).
+    pub libraries: BTreeMap<String, PathBuf>,
+}
+
+impl Closure {
+    /// The directories of the libraries, in first-found order without repeats: the
+    /// `LD_LIBRARY_PATH` that makes a loader without `ld.so.cache` find them.
+    #[must_use]
+    pub fn library_dirs(&self) -> Vec<String> {
+        let mut dirs: Vec<String> = Vec::new();
+        for path in self.libraries.values() {
+            if let Some(d) = path.parent().map(|d| d.to_string_lossy().into_owned())
+                && !dirs.contains(&d)
+            {
+                dirs.push(d);
+            }
+        }
+        dirs
+    }
+}
+
+/// Resolve every library `program` needs, recursively. `read` returns a file's bytes
+/// (following symlinks), `None` when there is no such file.
+///
+/// # Errors
+/// When a file is not ELF or a needed library is nowhere on the search path.
+pub fn closure(
+    program: &Path,
+    search_dirs: &[String],
+    read: &dyn Fn(&Path) -> Option<Vec<u8>>,
+) -> Result<Closure, LibsError> {
+    let bytes = read(program).ok_or_else(|| LibsError::Io {
+        path: program.to_path_buf(),
+        err: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })?;
+    let info = dynamic_info(&bytes).map_err(|msg| LibsError::Elf {
+        path: program.to_path_buf(),
+        msg,
+    })?;
+    let mut out = Closure {
+        interpreter: info.interpreter.as_ref().map(PathBuf::from),
+        libraries: BTreeMap::new(),
+    };
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut queue: VecDeque<(PathBuf, DynamicInfo)> = VecDeque::from([(program.into(), info)]);
+    while let Some((by, info)) = queue.pop_front() {
+        let origin = by.parent().map(|p| p.to_string_lossy().into_owned());
+        let expand = |d: &String| match &origin {
+            Some(o) => d.replace("$ORIGIN", o).replace("${ORIGIN}", o),
+            None => d.clone(),
+        };
+        let mut dirs: Vec<String> = if info.runpath.is_empty() {
+            info.rpath.iter().map(expand).collect()
+        } else {
+            Vec::new()
+        };
+        dirs.extend(info.runpath.iter().map(expand));
+        dirs.extend(search_dirs.iter().cloned());
+        for needed in &info.needed {
+            if !seen.insert(needed.clone()) {
+                continue;
+            }
+            // A name with a slash is a path; otherwise the first 64-bit ELF on the path.
+            let candidates: Vec<PathBuf> = if needed.contains('/') {
+                vec![PathBuf::from(needed)]
+            } else {
+                dirs.iter().map(|d| Path::new(d).join(needed)).collect()
+            };
+            let found = candidates.into_iter().find_map(|path| {
+                let bytes = read(&path)?;
+                let info = dynamic_info(&bytes).ok()?;
+                Some((path, info))
+            });
+            let Some((path, lib_info)) = found else {
+                return Err(LibsError::NotFound {
+                    needed: needed.clone(),
+                    by: by.clone(),
+                    dirs: dirs.join(":"),
+                });
+            };
+            out.libraries.insert(needed.clone(), path.clone());
+            queue.push_back((path, lib_info));
+        }
+    }
+    Ok(out)
+}
+
+/// The search path of this host's loader: `/etc/ld.so.conf` (with includes), then
+/// [`DEFAULT_DIRS`].
+#[must_use]
+pub fn host_search_dirs() -> Vec<String> {
+    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    let list = |p: &Path| {
+        std::fs::read_dir(p)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let mut dirs = ld_so_conf_dirs(Path::new("/etc/ld.so.conf"), &read, &list);
+    for d in DEFAULT_DIRS {
+        if !dirs.iter().any(|x| x == d) {
+            dirs.push((*d).to_owned());
+        }
+    }
+    dirs
+}
+
+/// [`closure`] of `program` on this host.
+///
+/// # Errors
+/// As [`closure`].
+pub fn host_closure(program: &Path) -> Result<Closure, LibsError> {
+    closure(program, &host_search_dirs(), &|p| std::fs::read(p).ok())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A minimal ELF64: one `PT_LOAD` covering the file at vaddr 0x1000, optionally a
+    /// `PT_INTERP`, and a `PT_DYNAMIC` with `DT_NEEDED`/`DT_RUNPATH` entries.
+    pub(crate) fn elf(interp: Option<&str>, needed: &[&str], runpath: Option<&str>) -> Vec<u8> {
+        let phnum = 3u16;
+        let phoff = 0x40u64;
+        let mut strtab = vec![0u8];
+        let mut add = |s: &str| {
+            let at = strtab.len() as u64;
+            strtab.extend_from_slice(s.as_bytes());
+            strtab.push(0);
+            at
+        };
+        let interp_off_in_str = interp.map(&mut add);
+        let mut dyns: Vec<(u64, u64)> = needed.iter().map(|n| (DT_NEEDED, add(n))).collect();
+        if let Some(r) = runpath {
+            dyns.push((DT_RUNPATH, add(r)));
+        }
+        let data_start = phoff + u64::from(phnum) * 0x38;
+        let strtab_off = data_start;
+        let dyn_off = strtab_off + strtab.len() as u64;
+        dyns.push((DT_STRTAB, 0x1000 + strtab_off));
+        dyns.push((DT_NULL, 0));
+        let total = dyn_off + dyns.len() as u64 * 16;
+        let mut b = vec![0u8; usize::try_from(total).unwrap()];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = ELFCLASS64;
+        b[5] = ELFDATA2LSB;
+        b[0x20..0x28].copy_from_slice(&phoff.to_le_bytes());
+        b[0x36..0x38].copy_from_slice(&0x38u16.to_le_bytes());
+        b[0x38..0x3a].copy_from_slice(&phnum.to_le_bytes());
+        let mut ph = |i: u64, kind: u32, offset: u64, vaddr: u64, size: u64| {
+            let h = usize::try_from(phoff + i * 0x38).unwrap();
+            b[h..h + 4].copy_from_slice(&kind.to_le_bytes());
+            b[h + 8..h + 16].copy_from_slice(&offset.to_le_bytes());
+            b[h + 16..h + 24].copy_from_slice(&vaddr.to_le_bytes());
+            b[h + 32..h + 40].copy_from_slice(&size.to_le_bytes());
+        };
+        ph(0, PT_LOAD, 0, 0x1000, total);
+        ph(
+            1,
+            PT_DYNAMIC,
+            dyn_off,
+            0x1000 + dyn_off,
+            dyns.len() as u64 * 16,
+        );
+        if let (Some(i), Some(s)) = (interp_off_in_str, interp) {
+            ph(2, PT_INTERP, strtab_off + i, 0, s.len() as u64 + 1);
+        }
+        let s = usize::try_from(strtab_off).unwrap();
+        b[s..s + strtab.len()].copy_from_slice(&strtab);
+        for (i, (tag, val)) in dyns.iter().enumerate() {
+            let at = usize::try_from(dyn_off).unwrap() + i * 16;
+            b[at..at + 8].copy_from_slice(&tag.to_le_bytes());
+            b[at + 8..at + 16].copy_from_slice(&val.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn reads_interpreter_needed_and_runpath() {
+        let bytes = elf(
+            Some("/lib64/ld-linux-x86-64.so.2"),
+            &["libm.so.6", "libc.so.6"],
+            Some("$ORIGIN/../lib:/opt/x"),
+        );
+        let info = dynamic_info(&bytes).unwrap();
+        assert_eq!(
+            info.interpreter.as_deref(),
+            Some("/lib64/ld-linux-x86-64.so.2")
+        );
+        assert_eq!(info.needed, ["libm.so.6", "libc.so.6"]);
+        assert_eq!(info.runpath, ["$ORIGIN/../lib", "/opt/x"]);
+        assert!(dynamic_info(b"#!/bin/sh\n").is_err());
+    }
+
+    #[test]
+    fn closure_is_recursive_deduplicated_and_prefers_the_first_dir() {
+        let fs: HashMap<PathBuf, Vec<u8>> = HashMap::from([
+            (
+                "/usr/bin/tool".into(),
+                elf(Some("/lib64/ld.so"), &["liba.so.1", "libc.so.6"], None),
+            ),
+            (
+                "/usr/local/lib/liba.so.1".into(),
+                elf(None, &["libc.so.6"], None),
+            ),
+            (
+                "/lib/x86_64-linux-gnu/liba.so.1".into(),
+                elf(None, &[], None),
+            ),
+            (
+                "/lib/x86_64-linux-gnu/libc.so.6".into(),
+                elf(None, &[], None),
+            ),
+            // Not ELF64: skipped like ld.so skips a wrong-class library.
+            ("/usr/local/lib/libc.so.6".into(), b"junk".to_vec()),
+        ]);
+        let dirs = vec![
+            "/usr/local/lib".to_owned(),
+            "/lib/x86_64-linux-gnu".to_owned(),
+        ];
+        let c = closure(Path::new("/usr/bin/tool"), &dirs, &|p| fs.get(p).cloned()).unwrap();
+        assert_eq!(c.interpreter, Some(PathBuf::from("/lib64/ld.so")));
+        assert_eq!(
+            c.libraries,
+            BTreeMap::from([
+                (
+                    "liba.so.1".to_owned(),
+                    PathBuf::from("/usr/local/lib/liba.so.1")
+                ),
+                (
+                    "libc.so.6".to_owned(),
+                    PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")
+                ),
+            ])
+        );
+        assert_eq!(
+            c.library_dirs(),
+            ["/usr/local/lib", "/lib/x86_64-linux-gnu"]
+        );
+        let missing = closure(Path::new("/usr/bin/tool"), &dirs[..1], &|p| {
+            fs.get(p).cloned()
+        });
+        assert!(
+            matches!(missing, Err(LibsError::NotFound { needed, .. }) if needed == "libc.so.6")
+        );
+    }
+
+    #[test]
+    fn ld_so_conf_follows_includes_with_globs() {
+        let files: HashMap<PathBuf, String> = HashMap::from([
+            (
+                "/etc/ld.so.conf".into(),
+                "include /etc/ld.so.conf.d/*.conf\n# comment\n/opt/lib\n".to_owned(),
+            ),
+            (
+                "/etc/ld.so.conf.d/b.conf".into(),
+                "/b\n/a # dup\n".to_owned(),
+            ),
+            ("/etc/ld.so.conf.d/a.conf".into(), "/a\n".to_owned()),
+            ("/etc/ld.so.conf.d/x.txt".into(), "/never\n".to_owned()),
+        ]);
+        let read = |p: &Path| files.get(p).cloned();
+        let list = |d: &Path| {
+            files
+                .keys()
+                .filter(|p| p.parent() == Some(d))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            ld_so_conf_dirs(Path::new("/etc/ld.so.conf"), &read, &list),
+            ["/a", "/b", "/opt/lib"]
+        );
+        assert!(wildcard_match("*.conf", "x.conf"));
+        assert!(!wildcard_match("*.conf", "x.conf.bak"));
+        assert!(wildcard_match("a*b*c", "aXXbYYc"));
+    }
+
+    #[test]
+    fn resolves_a_real_dynamic_binary_on_this_host() {
+        // Any dynamically linked system binary works; skip loudly where there is none.
+        let Some(bin) = ["/usr/bin/stress-ng", "/bin/ls", "/usr/bin/env"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.is_file())
+        else {
+            eprintln!("SKIP: no dynamically linked binary found on this host");
+            return;
+        };
+        let c = host_closure(bin).unwrap();
+        assert!(c.interpreter.is_some(), "{}", bin.display());
+        assert!(c.libraries.contains_key("libc.so.6"), "{c:?}");
+    }
+}

@@ -1,0 +1,408 @@
+//! Plots of a results directory, drawn from `results.json` alone (plotters, SVG):
+//! `rtt.svg` (p50 and p99 per scenario), `bandwidth.svg` (mean with the 95% confidence
+//! interval), `stages.svg` (each scenario's mean round trip split into its stages).
+//!
+//! SVG only: this build of plotters has no font rasteriser (its `ttf` feature is off),
+//! so a PNG could carry bars but no labels. An SVG opens in any browser and converts to
+//! PNG with any SVG tool.
+use std::path::{Path, PathBuf};
+
+use plotters::{
+    coord::{Shift, types::RangedCoordf64},
+    prelude::*,
+    style::text_anchor::{HPos, Pos, VPos},
+};
+
+use crate::report::{Results, Scenario, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error("drawing {path}: {msg}")]
+    Draw { path: PathBuf, msg: String },
+}
+
+/// One horizontal bar: its value, an optional +/- error, its series.
+struct Bar {
+    value: f64,
+    err: Option<f64>,
+    series: usize,
+}
+
+/// Write every plot of `results` into `dir`; returns the files written. Scenarios
+/// without figures (unsupported, failed early) are left out; with none at all, no file
+/// is written.
+///
+/// # Errors
+/// When a file cannot be drawn or written.
+pub fn write_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    let with_rtt: Vec<&Scenario> = results
+        .scenarios
+        .iter()
+        .filter(|s| s.status != Status::Unsupported && s.rtt_us.is_some())
+        .collect();
+    let mut written = Vec::new();
+    if with_rtt.is_empty() {
+        return Ok(written);
+    }
+    let rows: Vec<(String, Vec<Bar>)> = with_rtt
+        .iter()
+        .map(|s| {
+            let r = s.rtt_us.as_ref().map(|r| r.summary).unwrap_or_default();
+            (
+                s.id.clone(),
+                vec![
+                    Bar {
+                        value: r.p50,
+                        err: None,
+                        series: 0,
+                    },
+                    Bar {
+                        value: r.p99,
+                        err: None,
+                        series: 1,
+                    },
+                ],
+            )
+        })
+        .collect();
+    let path = dir.join("rtt.svg");
+    bars(
+        &path,
+        "Round-trip time per scenario",
+        "microseconds",
+        &rows,
+        &["p50", "p99"],
+    )?;
+    written.push(path);
+
+    let bw_rows: Vec<(String, Vec<Bar>)> = with_rtt
+        .iter()
+        .filter_map(|s| {
+            let b = s.bandwidth_gbps.as_ref()?;
+            Some((
+                s.id.clone(),
+                vec![Bar {
+                    value: b.mean,
+                    err: (b.ci95 > 0.0).then_some(b.ci95),
+                    series: 0,
+                }],
+            ))
+        })
+        .collect();
+    if !bw_rows.is_empty() {
+        let path = dir.join("bandwidth.svg");
+        bars(
+            &path,
+            "Bandwidth per scenario (mean, 95% CI)",
+            "Gbit/s",
+            &bw_rows,
+            &["TCP stream"],
+        )?;
+        written.push(path);
+    }
+
+    let staged: Vec<&Scenario> = with_rtt
+        .iter()
+        .copied()
+        .filter(|s| !s.stages.is_empty())
+        .collect();
+    if !staged.is_empty() {
+        let path = dir.join("stages.svg");
+        stacked(&path, &staged)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn draw_err(path: &Path) -> impl Fn(String) -> PlotError + '_ {
+    move |msg| PlotError::Draw {
+        path: path.to_path_buf(),
+        msg,
+    }
+}
+
+/// Pixels for the label column: the naive font's estimate of the longest label.
+fn label_width(labels: impl Iterator<Item = usize>) -> u32 {
+    let longest = u32::try_from(labels.max().unwrap_or(8)).unwrap_or(40);
+    (longest * 8 + 20).clamp(80, 400)
+}
+
+fn row_height(rows: usize, per_row: u32) -> u32 {
+    u32::try_from(rows).unwrap_or(1) * per_row + 140
+}
+
+fn y_range(n: usize) -> std::ops::Range<f64> {
+    #[expect(clippy::cast_precision_loss, reason = "row counts are small")]
+    let top = n as f64 - 0.5;
+    -0.5..top
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "row and series counts are small"
+)]
+fn bars(
+    path: &Path,
+    title: &str,
+    unit: &str,
+    rows: &[(String, Vec<Bar>)],
+    series: &[&str],
+) -> Result<(), PlotError> {
+    let e = draw_err(path);
+    let n = rows.len();
+    let per_row = 18 * u32::try_from(series.len()).unwrap_or(1) + 14;
+    let root = SVGBackend::new(path, (1000, row_height(n, per_row))).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let max = rows
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|b| b.value + b.err.unwrap_or(0.0)))
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let labels: Vec<String> = rows.iter().map(|(l, _)| l.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(label_width(labels.iter().map(String::len)))
+        .build_cartesian_2d(0.0..max * 1.15, y_range(n))
+        .map_err(|x| e(x.to_string()))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc(unit)
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
+    row_labels(&root, &chart, &labels).map_err(&e)?;
+    let k = series.len().max(1) as f64;
+    let band = 0.8 / k;
+    for (s, name) in series.iter().enumerate() {
+        let color = Palette99::pick(s).mix(0.85);
+        let rects = rows.iter().enumerate().flat_map(|(i, (_, bars))| {
+            bars.iter().filter(|b| b.series == s).map(move |b| {
+                // Rows top to bottom, series within a row top to bottom.
+                let y0 = (n - 1 - i) as f64 + 0.4 - band * (s as f64);
+                Rectangle::new([(0.0, y0), (b.value, y0 - band * 0.9)], color.filled())
+            })
+        });
+        chart
+            .draw_series(rects)
+            .map_err(|x| e(x.to_string()))?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        let whiskers = rows.iter().enumerate().flat_map(|(i, (_, bars))| {
+            bars.iter().filter(|b| b.series == s).filter_map(move |b| {
+                let err = b.err?;
+                let y = (n - 1 - i) as f64 + 0.4 - band * (s as f64) - band * 0.45;
+                Some(PathElement::new(
+                    vec![((b.value - err).max(0.0), y), (b.value + err, y)],
+                    BLACK.stroke_width(2),
+                ))
+            })
+        });
+        chart.draw_series(whiskers).map_err(|x| e(x.to_string()))?;
+        let values = rows.iter().enumerate().flat_map(|(i, (_, bars))| {
+            bars.iter().filter(|b| b.series == s).map(move |b| {
+                let y = (n - 1 - i) as f64 + 0.4 - band * (s as f64) - band * 0.45;
+                Text::new(
+                    format!("{:.1}", b.value),
+                    (b.value + b.err.unwrap_or(0.0) + max * 0.01, y),
+                    ("sans-serif", 11)
+                        .into_font()
+                        .color(&BLACK)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                )
+            })
+        });
+        chart.draw_series(values).map_err(|x| e(x.to_string()))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
+    root.present().map_err(|x| e(x.to_string()))?;
+    Ok(())
+}
+
+/// Row labels left of the plotting area, one per row, top to bottom.
+#[expect(clippy::cast_precision_loss, reason = "row counts are small")]
+fn row_labels(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    chart: &ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    labels: &[String],
+) -> Result<(), String> {
+    let n = labels.len();
+    let font = ("sans-serif", 13)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Right, VPos::Center));
+    for (i, label) in labels.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(0.0, (n - 1 - i) as f64));
+        root.draw(&Text::new(label.clone(), (x - 8, y), font.clone()))
+            .map_err(|x| x.to_string())?;
+    }
+    Ok(())
+}
+
+/// Each scenario's mean round trip as a horizontal stack of its stages' means.
+#[expect(clippy::cast_precision_loss, reason = "row counts are small")]
+fn stacked(path: &Path, scenarios: &[&Scenario]) -> Result<(), PlotError> {
+    let e = draw_err(path);
+    let n = scenarios.len();
+    // Stage names in first-seen order give each stage one colour across scenarios.
+    let mut names: Vec<&str> = Vec::new();
+    for s in scenarios {
+        for st in &s.stages {
+            if !names.contains(&st.name.as_str()) {
+                names.push(&st.name);
+            }
+        }
+    }
+    let height = row_height(n, 28).max(160 + 18 * u32::try_from(names.len()).unwrap_or(0));
+    let root = SVGBackend::new(path, (1200, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let max = scenarios
+        .iter()
+        .map(|s| s.stages.iter().map(|st| st.mean_us).sum::<f64>())
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let labels: Vec<String> = scenarios.iter().map(|s| s.id.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Where the round trip goes: mean stage times per scenario",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(label_width(labels.iter().map(String::len)))
+        // Room on the right for the legend.
+        .build_cartesian_2d(0.0..max * 1.6, y_range(n))
+        .map_err(|x| e(x.to_string()))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc("microseconds (mean round trip, split into stages)")
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
+    row_labels(&root, &chart, &labels).map_err(&e)?;
+    for (c, name) in names.iter().enumerate() {
+        let color = Palette99::pick(c).mix(0.9);
+        let rects = scenarios.iter().enumerate().filter_map(|(i, s)| {
+            let at = s.stages.iter().position(|st| st.name == *name)?;
+            let start: f64 = s.stages[..at].iter().map(|st| st.mean_us).sum();
+            let y = (n - 1 - i) as f64;
+            Some(Rectangle::new(
+                [(start, y + 0.35), (start + s.stages[at].mean_us, y - 0.35)],
+                color.filled(),
+            ))
+        });
+        chart
+            .draw_series(rects)
+            .map_err(|x| e(x.to_string()))?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
+    root.present().map_err(|x| e(x.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        report::{Env, Rtt},
+        stages::StageResult,
+        stats::{RepStats, Summary},
+    };
+
+    fn results() -> Results {
+        let mut r = Results::new(Env::default(), serde_json::json!({}));
+        for (id, stress, p50) in [
+            ("runc-bridge-bridge-none", "none", 30.0),
+            ("runc-bridge-bridge-cpu", "cpu", 12.0),
+        ] {
+            let mut s =
+                Scenario::unsupported(id.into(), "runc", "bridge", "bridge", stress, String::new());
+            s.status = Status::Ok;
+            s.reason = None;
+            s.rtt_us = Some(Rtt {
+                summary: Summary {
+                    count: 5,
+                    mean: p50,
+                    p50,
+                    p90: p50,
+                    p99: p50 * 3.0,
+                    p999: p50 * 4.0,
+                },
+                per_rep_p50: vec![p50],
+            });
+            s.bandwidth_gbps = Some(RepStats {
+                mean: 20.0,
+                stddev: 1.0,
+                ci95: 2.0,
+                per_rep: vec![19.0, 21.0],
+            });
+            s.stages = ["client-tx-stack", "bridge", "server-stack-and-app"]
+                .iter()
+                .map(|n| StageResult {
+                    name: (*n).into(),
+                    from_hook: "a".into(),
+                    to_hook: "b".into(),
+                    mean_us: p50 / 3.0,
+                    p50_us: 1.0,
+                    p90_us: 1.0,
+                    p99_us: 1.0,
+                    p999_us: 1.0,
+                    share: 1.0 / 3.0,
+                })
+                .collect();
+            r.scenarios.push(s);
+        }
+        r.scenarios.push(Scenario::unsupported(
+            "kata-host-bridge-none".into(),
+            "kata",
+            "host",
+            "bridge",
+            "none",
+            "no".into(),
+        ));
+        r
+    }
+
+    #[test]
+    fn writes_three_svgs_with_labels_and_leaves_out_unsupported() {
+        let dir = std::env::temp_dir().join(format!("nb-plot-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = write_all(&results(), &dir).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["rtt.svg", "bandwidth.svg", "stages.svg"]);
+        let stages = std::fs::read_to_string(dir.join("stages.svg")).unwrap();
+        assert!(stages.contains("server-stack-and-app"));
+        assert!(stages.contains("runc-bridge-bridge-cpu"));
+        assert!(!stages.contains("kata-host-bridge-none"));
+        let rtt = std::fs::read_to_string(dir.join("rtt.svg")).unwrap();
+        assert!(rtt.contains("p99") && rtt.contains("runc-bridge-bridge-none"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Nothing to plot: no files.
+        let empty = Results::new(Env::default(), serde_json::json!({}));
+        assert!(
+            write_all(&empty, Path::new("/nonexistent"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! End-to-end tests: the real `netbench` binary against the real dockerd, with real
+//! containers, small counts. Run as root through `cargo xtask test` (after the
+//! privileged tier), which sets `NETBENCH_BIN` and `NETBENCH_AGENT`.
+//!
+//! Every test checks afterwards that no netbench container, network, swarm or host link
+//! is left (cached images may stay; one test removes them with `cleanup --images`).
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use bollard::{
+    Docker,
+    query_parameters::{
+        ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder,
+    },
+};
+use netbench::{
+    netlink,
+    netns::NetnsRef,
+    report::{Results, Status},
+};
+
+fn netbench_bin() -> PathBuf {
+    std::env::var_os("NETBENCH_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/netbench"),
+        PathBuf::from,
+    )
+}
+
+/// A fresh results directory under the system temp dir (removed by the test).
+fn out_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nb-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn netbench(args: &[&str]) -> Output {
+    let out = Command::new(netbench_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running netbench");
+    eprintln!(
+        "$ netbench {}\n--- exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+async fn docker() -> Docker {
+    Docker::connect_with_local_defaults()
+        .expect("docker socket")
+        .negotiate_version()
+        .await
+        .expect("dockerd answers")
+}
+
+/// What netbench may have left: containers, networks, images (by label), the swarm
+/// state, host links (by alias or name).
+#[derive(Debug, PartialEq, Eq)]
+struct Leftovers {
+    containers: Vec<String>,
+    networks: Vec<String>,
+    swarm: String,
+    links: Vec<String>,
+}
+
+fn label_filter() -> std::collections::HashMap<String, Vec<String>> {
+    std::collections::HashMap::from([("label".to_owned(), vec!["netbench=1".to_owned()])])
+}
+
+async fn leftovers() -> Leftovers {
+    let d = docker().await;
+    let containers = d
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&label_filter())
+                .build(),
+        ))
+        .await
+        .expect("listing containers")
+        .into_iter()
+        .map(|c| c.names.unwrap_or_default().join(","))
+        .collect();
+    let networks = d
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&label_filter())
+                .build(),
+        ))
+        .await
+        .expect("listing networks")
+        .into_iter()
+        .filter_map(|n| n.name)
+        .collect();
+    let swarm = d
+        .info()
+        .await
+        .expect("docker info")
+        .swarm
+        .and_then(|s| s.local_node_state)
+        .map_or_else(String::new, |s| s.to_string());
+    let h = netlink::handle_in(&NetnsRef::Current).expect("netlink");
+    let links = netlink::list_links(&h)
+        .await
+        .expect("links")
+        .iter()
+        .filter_map(|l| {
+            let name = netlink::name_of(l)?.to_owned();
+            let ours = netlink::alias_of(l).is_some_and(|a| a.starts_with("netbench run "))
+                || name.starts_with("nbmv")
+                || name.starts_with("nbmp")
+                || name.starts_with("nbbr-");
+            ours.then_some(name)
+        })
+        .collect();
+    Leftovers {
+        containers,
+        networks,
+        swarm,
+        links,
+    }
+}
+
+async fn gwbridge_exists() -> bool {
+    docker()
+        .await
+        .inspect_network(
+            "docker_gwbridge",
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+        .is_ok()
+}
+
+/// Nothing of netbench's is left, and the swarm and `docker_gwbridge` are as before.
+async fn assert_clean(swarm_before: &str, gwbridge_before: bool) {
+    let left = leftovers().await;
+    assert!(
+        left.containers.is_empty(),
+        "containers left: {:?}",
+        left.containers
+    );
+    assert!(
+        left.networks.is_empty(),
+        "networks left: {:?}",
+        left.networks
+    );
+    assert!(left.links.is_empty(), "host links left: {:?}", left.links);
+    assert_eq!(left.swarm, swarm_before, "swarm state changed");
+    assert_eq!(
+        gwbridge_exists().await,
+        gwbridge_before,
+        "docker_gwbridge changed"
+    );
+}
+
+/// A runc scenario of the matrix: ok, `reps` repetitions of `probes` probes, at least
+/// 99% matched on every hop, bandwidth measured untraced, stages named per pair and
+/// adding up to the mean round trip.
+fn check_traced_runc_scenario(s: &netbench::report::Scenario, reps: u32, probes: u64) {
+    assert_eq!(s.status, Status::Ok, "{}: {:?}", s.id, s.reason);
+    assert_eq!(s.probes_sent, u64::from(reps) * probes, "{}", s.id);
+    assert!(
+        s.probes_matched * 100 >= s.probes_sent * 99,
+        "{}: only {} of {} probes matched on every hop",
+        s.id,
+        s.probes_matched,
+        s.probes_sent
+    );
+    let rtt = s.rtt_us.as_ref().expect("rtt");
+    assert_eq!(rtt.per_rep_p50.len(), reps as usize, "{}", s.id);
+    let bw = s.bandwidth_gbps.as_ref().expect("bandwidth");
+    assert_eq!(bw.per_rep.len(), reps as usize, "{}", s.id);
+    assert!(bw.per_rep.iter().all(|g| *g > 0.0), "{}: {bw:?}", s.id);
+    assert_eq!(s.bandwidth_tracing.as_deref(), Some("off"));
+    // Stages present, named per pair, and their means add up to the mean RTT.
+    let names: Vec<&str> = s.stages.iter().map(|st| st.name.as_str()).collect();
+    let expected: &[&str] = match s.client_driver.as_str() {
+        "macvlan" => &[
+            "client-tx-stack",
+            "macvlan",
+            "server-stack-and-app",
+            "macvlan-reply",
+            "client-rx-stack",
+        ],
+        "host" => &[
+            "client-tx-stack",
+            "bridge",
+            "veth-server",
+            "server-stack-and-app",
+            "veth-server-reply",
+            "bridge-reply",
+            "client-rx-stack",
+        ],
+        _ => netbench::stages::BRIDGE_STAGES,
+    };
+    assert_eq!(names, expected, "{}", s.id);
+    let sum: f64 = s.stages.iter().map(|st| st.mean_us).sum();
+    assert!(
+        (sum - rtt.summary.mean).abs() <= rtt.summary.mean * 0.01,
+        "{}: stages sum to {sum}, mean RTT {}",
+        s.id,
+        rtt.summary.mean
+    );
+    assert!(
+        s.stages
+            .iter()
+            .all(|st| st.p50_us > 0.0 && st.p99_us >= st.p50_us),
+        "{}",
+        s.id
+    );
+}
+
+#[tokio::test]
+async fn runc_on_all_four_driver_pairs_is_traced_and_kata_is_unsupported() {
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    let before = leftovers().await;
+    let gw_before = gwbridge_exists().await;
+    let dir = out_dir("matrix");
+    let probes = 200u64;
+    let start = Instant::now();
+    let out = netbench(&[
+        "run",
+        "--runtimes",
+        "runc,kata",
+        "--drivers",
+        "bridge,host,macvlan,overlay",
+        "--stress",
+        "none",
+        "--reps",
+        "2",
+        "--probes",
+        &probes.to_string(),
+        "--duration",
+        "1",
+        "--allow-swarm-init",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    eprintln!("matrix took {:.1} s", start.elapsed().as_secs_f64());
+    assert!(out.status.success(), "netbench run failed");
+    let results = Results::load(&dir).expect("results.json");
+    assert_eq!(results.scenarios.len(), 8);
+    for s in &results.scenarios {
+        if s.runtime == "kata" {
+            assert_eq!(s.status, Status::Unsupported, "{}", s.id);
+            let why = s.reason.as_deref().unwrap_or("");
+            if s.client_driver == "host" {
+                assert!(
+                    why.contains("cannot use the host network driver"),
+                    "{}: {why}",
+                    s.id
+                );
+            } else {
+                assert!(why.contains("Kata"), "{}: {why}", s.id);
+                assert!(why.contains("Docker Engine >= 23"), "{}: {why}", s.id);
+            }
+            continue;
+        }
+        check_traced_runc_scenario(s, 2, probes);
+    }
+    assert!(dir.join("summary.csv").is_file());
+    for plot in ["rtt.svg", "bandwidth.svg", "stages.svg"] {
+        assert!(dir.join(plot).is_file(), "{plot} missing");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("runc-overlay-overlay-none"),
+        "table missing"
+    );
+    assert!(stdout.contains(&format!("results: {}", dir.join("results.json").display())));
+    assert_clean(&before.swarm, gw_before).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn cpu_stress_runs_in_the_server_container() {
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    let before = leftovers().await;
+    let gw_before = gwbridge_exists().await;
+    let dir = out_dir("stress");
+    let out = netbench(&[
+        "run",
+        "--drivers",
+        "bridge",
+        "--stress",
+        "none,cpu",
+        "--reps",
+        "1",
+        "--probes",
+        "300",
+        "--duration",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "netbench run failed");
+    let results = Results::load(&dir).expect("results.json");
+    let ids: Vec<&str> = results.scenarios.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["runc-bridge-bridge-none", "runc-bridge-bridge-cpu"]);
+    for s in &results.scenarios {
+        assert_eq!(s.status, Status::Ok, "{}: {:?}", s.id, s.reason);
+        assert!(s.probes_matched * 100 >= s.probes_sent * 99, "{}", s.id);
+    }
+    assert!(results.config["stress_cpus"].as_u64().unwrap_or(0) >= 1);
+    assert_clean(&before.swarm, gw_before).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_cleans_up_and_keeps_the_statuses() {
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    let before = leftovers().await;
+    let gw_before = gwbridge_exists().await;
+    let dir = out_dir("ctrlc");
+    let mut child = Command::new(netbench_bin())
+        .args([
+            "run",
+            "--drivers",
+            "bridge,macvlan",
+            "--stress",
+            "none",
+            "--reps",
+            "100",
+            "--probes",
+            "200",
+            "--duration",
+            "1",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawning netbench");
+    // Let it build images, start the first pair and run some repetitions.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("waiting") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "netbench did not stop within 90 s of Ctrl-C"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status.code(), Some(130), "exit code after Ctrl-C");
+    let results = Results::load(&dir).expect("results.json written after Ctrl-C");
+    assert_eq!(results.scenarios.len(), 2);
+    let first = &results.scenarios[0];
+    assert_eq!(first.status, Status::Failed);
+    assert!(
+        first
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("interrupted"),
+        "{:?}",
+        first.reason
+    );
+    let second = &results.scenarios[1];
+    assert_eq!(
+        second.reason.as_deref(),
+        Some("not run: interrupted (Ctrl-C)")
+    );
+    assert_clean(&before.swarm, gw_before).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn bad_input_is_one_line_and_creates_nothing() {
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    let before = leftovers().await;
+    let gw_before = gwbridge_exists().await;
+    let dir = out_dir("bad");
+    for args in [
+        vec!["run", "--drivers", "bridge,vxlan"],
+        vec!["run", "--runtimes", "runc,,kata"],
+        vec![
+            "run",
+            "--drivers",
+            "macvlan",
+            "--macvlan-parent",
+            "nbnosuchif0",
+        ],
+    ] {
+        let mut args = args;
+        args.extend(["--out", dir.to_str().unwrap()]);
+        let out = netbench(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("netbench: "), "{stderr}");
+        assert!(!dir.exists(), "{args:?} created {}", dir.display());
+    }
+    assert_clean(&before.swarm, gw_before).await;
+}
+
+#[tokio::test]
+async fn cleanup_images_removes_netbench_images() {
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    let out = netbench(&["cleanup", "--images"]);
+    assert!(out.status.success());
+    let images = docker()
+        .await
+        .list_images(Some(
+            ListImagesOptionsBuilder::default()
+                .filters(&label_filter())
+                .build(),
+        ))
+        .await
+        .expect("listing images");
+    assert!(
+        images.is_empty(),
+        "images left: {:?}",
+        images.iter().map(|i| &i.repo_tags).collect::<Vec<_>>()
+    );
+}
