@@ -53,6 +53,29 @@ pub fn split(
     mean_rtt_us: f64,
     server_stage: &str,
 ) -> (Vec<StageResult>, SplitStats) {
+    let (parts, stats) = split_parts(timelines, from, events);
+    (results(&parts, mean_rtt_us, server_stage), stats)
+}
+
+/// Per-probe parts of the split (ns), in [`SPLIT`] order, to accumulate across runs.
+pub type Parts = [Vec<u64>; 3];
+
+impl SplitStats {
+    /// Add another run's counts.
+    pub fn add(&mut self, other: Self) {
+        self.probes_woken += other.probes_woken;
+        self.probes_runnable += other.probes_runnable;
+        self.probes_running += other.probes_running;
+    }
+}
+
+/// The per-probe split without statistics.
+#[must_use]
+pub fn split_parts(
+    timelines: &[Timeline],
+    from: usize,
+    events: &[HopEvent],
+) -> (Parts, SplitStats) {
     let mut sched: Vec<Sched> = events
         .iter()
         .filter_map(|e| match HookKind::try_from(e.hook) {
@@ -107,15 +130,21 @@ pub fn split(
         parts[1].push(run.ts - ready);
         parts[2].push(t_out - run.ts);
     }
-    if timelines.is_empty() {
-        return (Vec::new(), stats);
+    (parts, stats)
+}
+
+/// Statistics of accumulated parts; empty when there are none.
+#[must_use]
+pub fn results(parts: &Parts, mean_rtt_us: f64, server_stage: &str) -> Vec<StageResult> {
+    if parts[0].is_empty() {
+        return Vec::new();
     }
     let bounds = [
         (format!("{server_stage}:start"), "sched_wakeup".to_owned()),
         ("sched_wakeup".to_owned(), "sched_switch".to_owned()),
         ("sched_switch".to_owned(), format!("{server_stage}:end")),
     ];
-    let results = SPLIT
+    SPLIT
         .iter()
         .zip(parts.iter())
         .zip(bounds)
@@ -137,8 +166,7 @@ pub fn split(
                 },
             }
         })
-        .collect();
-    (results, stats)
+        .collect()
 }
 
 #[cfg(test)]

@@ -29,6 +29,15 @@ pub struct LatencyRep {
     /// Ring-buffer reserve failures plus events the reader had to drop.
     pub events_lost: u64,
     pub events: u64,
+    /// The server stage split by the server's scheduler events (runc: the agent is the
+    /// container's first process, on the host's scheduler).
+    pub runqueue: Option<(crate::runqueue::Parts, crate::runqueue::SplitStats)>,
+}
+
+/// Index of the server's turnaround stage in a path, if it has one the host can see.
+#[must_use]
+pub fn server_stage(path: &crate::correlate::PathSpec) -> Option<usize> {
+    path.stages.iter().position(|n| n == "server-stack-and-app")
 }
 
 /// Ring buffer size: 1000 probes x ~8 hops x 2 directions of 48-byte events fit many
@@ -61,8 +70,26 @@ pub async fn latency(
     plan: &PathPlan,
     cfg: &RunConfig,
     run_id: u32,
+    server_pid: Option<u32>,
 ) -> Result<LatencyRep, ExperimentError> {
     let mut tracer = attach(plan, vec![cfg.port], TraceMode::Events)?;
+    // The server's threads (per-connection ones appear as the client connects) are
+    // traced with the sched tracepoints; without them there is simply no split.
+    let poller = match (server_pid, server_stage(&plan.report_path())) {
+        (Some(pid), Some(_)) => match tracer.trace_threads(&[]) {
+            Ok(threads) => Some(tokio::spawn(async move {
+                for _ in 0..30_000 {
+                    let _ = threads.add_process(pid);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })),
+            Err(e) => {
+                eprintln!("netbench: run-queue split unavailable: {e}");
+                None
+            }
+        },
+        _ => None,
+    };
     let reader = tracer.take_reader()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<HopEvent>>(4096);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -101,6 +128,9 @@ pub async fn latency(
     .map(str::to_owned)
     .to_vec();
     let out = container::exec(engine, client, &cmd, Duration::from_secs(max_seconds + 30)).await;
+    if let Some(poller) = poller {
+        poller.abort();
+    }
     tokio::time::sleep(SETTLE).await;
     let _ = stop_tx.send(());
     let reader_stats = reader_task.await??;
@@ -135,11 +165,15 @@ pub async fn latency(
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
     let (timelines, stats) = correlate_rep(plan, run_id, &app, &rtt, &events);
+    let runqueue = server_stage(&plan.report_path())
+        .filter(|_| server_pid.is_some())
+        .map(|i| crate::runqueue::split_parts(&timelines, i, &events));
     Ok(LatencyRep {
         timelines,
         stats,
         events_lost: counters.events_lost + reader_stats.dropped,
         events: events.len() as u64,
+        runqueue,
     })
 }
 

@@ -562,6 +562,8 @@ struct Acc {
     matched: u64,
     lost: u64,
     missing: HashMap<String, u64>,
+    /// The server stage split by scheduler events, over every repetition.
+    runqueue: Option<(crate::runqueue::Parts, crate::runqueue::SplitStats)>,
 }
 
 impl Acc {
@@ -577,6 +579,13 @@ impl Acc {
             *self.missing.entry(point).or_default() += n;
         }
         self.timelines.extend(lat.timelines);
+        if let Some((parts, stats)) = lat.runqueue {
+            let (acc_parts, acc_stats) = self.runqueue.get_or_insert_with(Default::default);
+            for (acc, part) in acc_parts.iter_mut().zip(parts) {
+                acc.extend(part);
+            }
+            acc_stats.add(stats);
+        }
     }
 
     fn into_scenario(
@@ -611,7 +620,14 @@ impl Acc {
         let rtts: Vec<u64> = self.timelines.iter().map(Timeline::rtt_ns).collect();
         let rtt = summarize(&rtts);
         if let Some(plan) = plan {
-            s.stages = stage_results(&plan.report_path(), &self.timelines, rtt.mean);
+            let path = plan.report_path();
+            s.stages = stage_results(&path, &self.timelines, rtt.mean);
+            if let (Some((parts, stats)), Some(stage)) =
+                (&self.runqueue, measure::server_stage(&path))
+            {
+                s.breakdown = crate::runqueue::results(parts, rtt.mean, &path.stages[stage]);
+                s.runqueue = Some(*stats);
+            }
         }
         s.rtt_us = Some(Rtt {
             summary: rtt,
@@ -868,6 +884,7 @@ async fn repetition(
             &pair.plan,
             cfg,
             probe_run_id(&state.run, index, rep),
+            Some(pair.server.pid),
         )
         .await?;
         progress.phase(format!(
