@@ -23,9 +23,15 @@ use crate::{
 /// a sender produces twice the events per datagram of the veth path.
 pub const PATH: &str = "bridge";
 
+/// Bytes of one event in the ring: the 56-byte event behind the ring's 8-byte header.
+const RECORD_BYTES: u64 = 64;
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RingCapacity {
     pub ring_bytes: u32,
+    /// Events the ring holds (a 56-byte event behind an 8-byte header): the largest
+    /// burst it absorbs while the reader is away.
+    pub ring_events: u64,
     pub steps: Vec<CapacityStep>,
     #[serde(flatten)]
     pub summary: CapacitySummary,
@@ -140,6 +146,7 @@ pub async fn measure(
         let limited_by = limited_by(&summary);
         rings.push(RingCapacity {
             ring_bytes,
+            ring_events: u64::from(ring_bytes) / RECORD_BYTES,
             steps,
             summary,
             limited_by,
@@ -165,10 +172,8 @@ async fn drain(
     ring_bytes: u32,
     program_ids: &mut Vec<u32>,
 ) -> Result<DrainFigure, BenchError> {
-    // A record is the 56-byte event behind the ring's 8-byte header.
-    const RECORD: u64 = 64;
     let per_datagram = topo.hooks.len().max(1) as u64;
-    let datagrams = u64::from(ring_bytes) / RECORD * 8 / 10 / per_datagram;
+    let datagrams = u64::from(ring_bytes) / RECORD_BYTES * 8 / 10 / per_datagram;
     progress(&format!(
         "  reader drain: {} MiB ring, {datagrams} datagrams sent while the reader waits",
         ring_bytes >> 20

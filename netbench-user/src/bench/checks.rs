@@ -148,7 +148,7 @@ fn accuracy_problems(p: &mut Vec<String>, a: &super::AccuracyFigures) {
 
 fn check_ratio(p: &mut Vec<String>, name: &str, r: Option<super::figures::RatioCi>) {
     check_positive(p, name, r.map(|r| r.ratio));
-    if r.is_some_and(|r| !r.ci95.is_finite()) {
+    if r.is_some_and(|r| r.ci95.is_some_and(|c| !c.is_finite())) {
         p.push(format!("{name}: confidence interval is not a number"));
     }
 }

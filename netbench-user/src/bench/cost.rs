@@ -36,6 +36,11 @@ pub struct CostRun {
     pub programs: Vec<ProgramCost>,
     /// Hop events delivered to userspace during the load.
     pub events: u64,
+    /// Wall time between the two samples.
+    pub seconds: f64,
+    /// Share of one CPU spent in all the programs together over that time, percent
+    /// (as measured: including the statistics' own clock reads).
+    pub cpu_pct: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -137,8 +142,8 @@ const VARIANTS: [Variant; 6] = [
         mode: TraceMode::Events,
         on_probe_port: true,
         label: "events",
-        what: "one-way probe datagrams at a steady rate: every packet is a probe and the \
-               reader stays busy, so most submits find it awake and wake nobody",
+        what: "one-way probe datagrams at a steady rate: every packet is a probe; the reader \
+               keeps up, so most submits find it caught up and wake it",
     },
 ];
 
@@ -213,6 +218,7 @@ async fn one_run(
         .and_then(|e| e.as_ref().ok())
         .and_then(EmptyProgram::sample);
     let before = tracing.samples();
+    let started = std::time::Instant::now();
     let client = topo.client.netns_ref();
     let cpu = config.placement.client_cpu;
     let load = match v.load {
@@ -248,6 +254,7 @@ async fn one_run(
         .map(|s| format!("{:.1} Gbit/s", s.gbps)),
     };
     let after = tracing.samples();
+    let seconds = started.elapsed().as_secs_f64();
     let floor = empty.map(|e| {
         e.map(|p| {
             program_ids.push(p.id);
@@ -258,7 +265,7 @@ async fn one_run(
     });
     let outcome = tracing.finish().await?;
     let load = load?;
-    let run = CostRun {
+    let mut run = CostRun {
         load: v.load,
         mode: v.mode,
         variant: v.label,
@@ -266,7 +273,12 @@ async fn one_run(
         what: format!("{} {amount} ({load}): {}", v.load, v.what),
         programs: ran_or_tc(cost_between(&before, &after)),
         events: outcome.delivered,
+        seconds,
+        cpu_pct: 0.0,
     };
+    #[expect(clippy::cast_precision_loss, reason = "ns totals fit f64 well")]
+    let busy_ns = run.programs.iter().map(|p| p.run_time_ns).sum::<u64>() as f64;
+    run.cpu_pct = busy_ns / (seconds * 1e9) * 100.0;
     Ok((run, floor))
 }
 

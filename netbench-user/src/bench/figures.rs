@@ -66,7 +66,8 @@ pub fn ratio_of(value: f64, reference: f64) -> Option<f64> {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct RatioCi {
     pub ratio: f64,
-    pub ci95: f64,
+    /// `None` with fewer than two repetitions on either side.
+    pub ci95: Option<f64>,
 }
 
 #[must_use]
@@ -78,9 +79,10 @@ pub fn ratio_ci(values: &[f64], reference: &[f64]) -> Option<RatioCi> {
     let ratio = ratio_of(a.mean, b.mean)?;
     (a.mean != 0.0).then_some(())?;
     let rel = ((a.ci95 / a.mean).powi(2) + (b.ci95 / b.mean).powi(2)).sqrt();
+    let enough = values.len() > 1 && reference.len() > 1;
     Some(RatioCi {
         ratio,
-        ci95: ratio * rel,
+        ci95: enough.then_some(ratio * rel),
     })
 }
 
@@ -373,11 +375,16 @@ mod tests {
     #[test]
     fn ratio_with_confidence() {
         let r = ratio_ci(&[11.0, 11.0], &[10.0, 10.0]).unwrap();
-        assert!((r.ratio - 1.1).abs() < 1e-12 && r.ci95.abs() < 1e-12);
+        assert!((r.ratio - 1.1).abs() < 1e-12 && r.ci95.unwrap().abs() < 1e-12);
         // a = 1, 3 (mean 2, sd 1.414, ci 12.706 * 1); b exact: ci of the ratio = 12.706/2.
         let r = ratio_ci(&[1.0, 3.0], &[4.0, 4.0]).unwrap();
         assert!((r.ratio - 0.5).abs() < 1e-12);
-        assert!((r.ci95 - 0.5 * 12.706 / 2.0).abs() < 1e-9, "{r:?}");
+        assert!((r.ci95.unwrap() - 0.5 * 12.706 / 2.0).abs() < 1e-9, "{r:?}");
+        assert_eq!(
+            ratio_ci(&[2.0], &[4.0]).unwrap().ci95,
+            None,
+            "one rep: no interval"
+        );
         assert_eq!(ratio_ci(&[], &[1.0]), None);
         assert_eq!(ratio_ci(&[1.0], &[0.0]), None);
     }

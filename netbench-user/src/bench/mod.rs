@@ -1,11 +1,13 @@
 //! `netbench bench`: measure the measurer. Side by side in one run, on lab paths
 //! netbench builds itself:
 //!
-//! 1. per-program cost (BPF run-time statistics) under rr and stream load,
+//! 1. per-program cost (BPF run-time statistics) under rr, stream and blast load,
 //! 2. throughput impact of tracing (off, count-only, full) on an agent TCP stream,
 //! 3. capacity: the highest hop-event rate delivered to userspace without loss, and
-//!    where loss starts, for the default and a larger ring buffer,
-//! 4. accuracy: agent rr against `sockperf ping-pong`, agent stream against iperf3,
+//!    where loss starts, for the default and a larger ring buffer; the reader's own
+//!    drain rate,
+//! 4. accuracy: agent rr against `sockperf ping-pong` (client and server on one CPU,
+//!    and on two), agent stream against iperf3,
 //! 5. wall time of the default experiment.
 //!
 //! Figures only, no timed assertions. `--short` (CI) uses small counts and checks that
@@ -151,7 +153,8 @@ impl BenchConfig {
             ring_bytes: vec![crate::trace::TraceConfig::default().ring_bytes, 1 << 26],
             accuracy_reps: 1,
             accuracy_stream_reps: 1,
-            sockperf_seconds: 1,
+            // sockperf --no-rdtsc finds no valid observation in 1 s (its warm-up eats it).
+            sockperf_seconds: 2,
             placement: Placement::detect(),
             sections: SECTIONS.map(str::to_owned).to_vec(),
             default_cmd: Vec::new(),

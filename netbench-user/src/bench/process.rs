@@ -133,6 +133,10 @@ async fn drain<R: AsyncRead + Unpin>(mut lines: tokio::io::Lines<BufReader<R>>) 
 
 /// Run `cmd` to completion, at most `limit` (then it is killed); its stdout.
 ///
+/// Output goes to anonymous files, read once the client has exited: a pipe would wake
+/// a reader in netbench at every line the client writes (the agent writes one per
+/// probe), and that reader would compete for the CPUs under measurement.
+///
 /// # Errors
 /// When it cannot start, runs too long or exits non-zero (with its last line).
 pub async fn run_client(
@@ -140,16 +144,23 @@ pub async fn run_client(
     label: &'static str,
     limit: Duration,
 ) -> Result<String, BenchError> {
-    let child = cmd
+    let io = |what: &str, e: std::io::Error| error(label, format!("{what}: {e}"));
+    let mut stdout = anonymous_file().map_err(|e| io("output file", e))?;
+    let mut stderr = anonymous_file().map_err(|e| io("output file", e))?;
+    cmd.stdout(stdout.try_clone().map_err(|e| io("output file", e))?)
+        .stderr(stderr.try_clone().map_err(|e| io("output file", e))?);
+    let mut child = cmd
         .spawn()
         .map_err(|e| error(label, format!("cannot start: {e}")))?;
-    let out = tokio::time::timeout(limit, child.wait_with_output())
-        .await
-        .map_err(|_| error(label, format!("did not finish within {limit:?}")))?
-        .map_err(|e| error(label, e.to_string()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
+    let Ok(status) = tokio::time::timeout(limit, child.wait()).await else {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(error(label, format!("did not finish within {limit:?}")));
+    };
+    let status = status.map_err(|e| io("waiting", e))?;
+    let stdout = read_all(&mut stdout).map_err(|e| io("reading its output", e))?;
+    if !status.success() {
+        let stderr = read_all(&mut stderr).unwrap_or_default();
         let last = stderr
             .lines()
             .chain(stdout.lines())
@@ -158,8 +169,7 @@ pub async fn run_client(
         return Err(error(
             label,
             format!(
-                "failed ({}): {}",
-                out.status,
+                "failed ({status}): {}",
                 super::tools::strip_ansi(last).trim()
             ),
         ));
@@ -167,9 +177,75 @@ pub async fn run_client(
     Ok(stdout)
 }
 
+/// A file with no name (`O_TMPFILE`), gone once closed.
+fn anonymous_file() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(std::env::temp_dir())
+}
+
+fn read_all(file: &mut std::fs::File) -> std::io::Result<String> {
+    use std::io::{Read as _, Seek as _};
+    file.rewind()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anonymous_files_read_back_what_was_written() {
+        use std::io::Write as _;
+        let mut f = anonymous_file().unwrap();
+        f.write_all(b"line 1\nline 2\n").unwrap();
+        assert_eq!(read_all(&mut f).unwrap(), "line 1\nline 2\n");
+    }
+
+    #[tokio::test]
+    async fn clients_report_output_and_failures() {
+        let ns = NetnsRef::Current;
+        let ok = command(
+            &ns,
+            "sh",
+            "sh",
+            &["-c".into(), "echo out; echo err >&2".into()],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            run_client(ok, "sh", Duration::from_secs(10)).await.unwrap(),
+            "out\n"
+        );
+        let bad = command(
+            &ns,
+            "sh",
+            "sh",
+            &["-c".into(), "echo why >&2; exit 3".into()],
+            None,
+        )
+        .unwrap();
+        let err = run_client(bad, "sh", Duration::from_secs(10))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("exit status: 3") && err.ends_with("why"),
+            "{err}"
+        );
+        let slow = command(&ns, "sleep", "sleep", &["5".into()], None).unwrap();
+        let err = run_client(slow, "sleep", Duration::from_millis(100))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did not finish"), "{err}");
+    }
 
     #[test]
     fn two_cpus_or_none() {

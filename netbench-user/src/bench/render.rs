@@ -11,7 +11,10 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 fn ratio(r: Option<RatioCi>) -> String {
     r.map_or_else(
         || "-".to_owned(),
-        |r| format!("{:.3} +- {:.3}", r.ratio, r.ci95),
+        |r| match r.ci95 {
+            Some(ci) => format!("{:.3} +- {ci:.3}", r.ratio),
+            None => format!("{:.3}", r.ratio),
+        },
     )
 }
 
@@ -72,7 +75,11 @@ pub fn render(report: &BenchReport) -> String {
             (None, None) => {}
         }
         for run in &cost.runs {
-            let _ = writeln!(out, "  {} / {}: {}", run.load, run.variant, run.what);
+            let _ = writeln!(
+                out,
+                "  {} / {}: {} [programs busy {:.2}% of one CPU]",
+                run.load, run.variant, run.what, run.cpu_pct
+            );
         }
     }
 
@@ -106,11 +113,13 @@ pub fn render(report: &BenchReport) -> String {
                 max,
                 m.loss_pct.map_or_else(
                     || "-".into(),
-                    |l| format!(
-                        "{l:.2}% +- {:.2} (median {:.2}%)",
-                        m.loss_ci95_pct.unwrap_or(f64::NAN),
-                        m.loss_median_pct.unwrap_or(f64::NAN)
-                    )
+                    |l| {
+                        let ci = m
+                            .loss_ci95_pct
+                            .map_or_else(String::new, |c| format!(" +- {c:.2}"));
+                        let median = m.loss_median_pct.unwrap_or(f64::NAN);
+                        format!("{l:.2}%{ci} (median {median:.2}%)")
+                    }
                 )
             );
         }
@@ -127,7 +136,12 @@ pub fn render(report: &BenchReport) -> String {
             cap.datagram_bytes, cap.path, cap.events_per_datagram, cap.step_seconds
         );
         for ring in &cap.rings {
-            let _ = writeln!(out, "  ring {} MiB", ring.ring_bytes >> 20);
+            let _ = writeln!(
+                out,
+                "  ring {} MiB ({} events)",
+                ring.ring_bytes >> 20,
+                ring.ring_events
+            );
             let _ = writeln!(
                 out,
                 "    {:>12} {:>12} {:>13} {:>13} {:>10} {:>10}",

@@ -27,6 +27,9 @@ pub struct SockperfResult {
 /// A one-line reason when a figure is missing or the output is half round trips.
 pub fn parse_sockperf(text: &str) -> Result<SockperfResult, String> {
     let text = strip_ansi(text);
+    if text.contains("No valid observations") {
+        return Err("sockperf found no valid observations (run it for 2 s or more)".into());
+    }
     if text.contains("avg-lat=") {
         return Err("sockperf reported one-way latency: run it with --full-rtt".into());
     }
@@ -302,6 +305,13 @@ sockperf: ---> <MIN> observation =   11.677
             parse_sockperf("")
                 .unwrap_err()
                 .contains("observation count")
+        );
+        let none = "sockperf: ========= Printing statistics for Server No: 0\n\
+                    sockperf: No valid observations found. Try tune parameters: --time/--mps\n";
+        assert!(
+            parse_sockperf(none)
+                .unwrap_err()
+                .contains("no valid observations")
         );
     }
 
