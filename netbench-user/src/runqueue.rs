@@ -17,7 +17,7 @@
 use netbench_common::{HookKind, HopEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::{correlate::Timeline, stages::StageResult, stats::summarize};
+use crate::{correlate::Timeline, stages::StageResult};
 
 /// Names of the split, in order (they sum to the server stage they split).
 pub const SPLIT: [&str; 3] = [
@@ -149,22 +149,7 @@ pub fn results(parts: &Parts, mean_rtt_us: f64, server_stage: &str) -> Vec<Stage
         .zip(parts.iter())
         .zip(bounds)
         .map(|((name, v), (from_hook, to_hook))| {
-            let s = summarize(v);
-            StageResult {
-                name: (*name).to_owned(),
-                from_hook,
-                to_hook,
-                mean_us: s.mean,
-                p50_us: s.p50,
-                p90_us: s.p90,
-                p99_us: s.p99,
-                p999_us: s.p999,
-                share: if mean_rtt_us > 0.0 {
-                    s.mean / mean_rtt_us
-                } else {
-                    0.0
-                },
-            }
+            StageResult::from_samples((*name).to_owned(), from_hook, to_hook, v, mean_rtt_us)
         })
         .collect()
 }

@@ -120,6 +120,35 @@ pub struct StageResult {
     pub share: f64,
 }
 
+impl StageResult {
+    /// Statistics of one stage's nanosecond samples; `share` of `mean_rtt_us`.
+    #[must_use]
+    pub fn from_samples(
+        name: String,
+        from_hook: String,
+        to_hook: String,
+        samples_ns: &[u64],
+        mean_rtt_us: f64,
+    ) -> Self {
+        let s = summarize(samples_ns);
+        Self {
+            name,
+            from_hook,
+            to_hook,
+            mean_us: s.mean,
+            p50_us: s.p50,
+            p90_us: s.p90,
+            p99_us: s.p99,
+            p999_us: s.p999,
+            share: if mean_rtt_us > 0.0 {
+                s.mean / mean_rtt_us
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
 /// Per-stage statistics of `timelines` along `path`.
 #[must_use]
 pub fn stage_results(
@@ -135,22 +164,13 @@ pub fn stage_results(
                 .iter()
                 .map(|t| t.ts_ns[i + 1] - t.ts_ns[i])
                 .collect();
-            let s = summarize(&v);
-            StageResult {
-                name: name.clone(),
-                from_hook: path.points[i].name.clone(),
-                to_hook: path.points[i + 1].name.clone(),
-                mean_us: s.mean,
-                p50_us: s.p50,
-                p90_us: s.p90,
-                p99_us: s.p99,
-                p999_us: s.p999,
-                share: if mean_rtt_us > 0.0 {
-                    s.mean / mean_rtt_us
-                } else {
-                    0.0
-                },
-            }
+            StageResult::from_samples(
+                name.clone(),
+                path.points[i].name.clone(),
+                path.points[i + 1].name.clone(),
+                &v,
+                mean_rtt_us,
+            )
         })
         .collect()
 }
