@@ -32,7 +32,9 @@ enum Transport {
     Tcp(TcpStream, FrameReader),
 }
 
-/// Run the probes, one JSON line each, then the summary line.
+/// Run the probes, then print one JSON line each and the summary line. Nothing is
+/// written while probes are in flight: a write wakes whoever reads the pipe (netbench,
+/// dockerd) in the middle of the measured round trips.
 ///
 /// # Errors
 /// Setup failures, and send/receive errors that end the run (the summary of the probes
@@ -43,6 +45,7 @@ pub fn run(o: &RrOpts, stop: &Stop, emit: Emit) -> Result<(), String> {
     let mut rtts = Vec::with_capacity(o.count as usize);
     let mut sent = 0u64;
     let mut failure = None;
+    let mut lines = Vec::with_capacity(usize::try_from(o.count).unwrap_or(0).min(1 << 20));
     let start = Instant::now();
     for seq in 0..o.count {
         if stop.is_set() {
@@ -78,7 +81,10 @@ pub fn run(o: &RrOpts, stop: &Stop, emit: Emit) -> Result<(), String> {
             }
             None => line.u64("send_ns", stamps.send_ns).bool("lost", true),
         };
-        emit(&line.str("proto", o.proto.name()).build());
+        lines.push(line.str("proto", o.proto.name()).build());
+    }
+    for line in &lines {
+        emit(line);
     }
     emit(&summary(sent, &mut rtts));
     failure.map_or(Ok(()), Err)

@@ -20,12 +20,18 @@ pub mod names {
     pub const TP_BTF_NET_DEV_QUEUE: &str = "netbench_btf_net_dev_queue";
     pub const TP_SCHED_WAKEUP: &str = "netbench_sched_wakeup";
     pub const TP_SCHED_SWITCH: &str = "netbench_sched_switch";
+    pub const TP_SCHED_FORK: &str = "netbench_sched_fork";
     /// Hash map: thread ids whose scheduling is traced.
     pub const SCHED_TIDS: &str = "NETBENCH_SCHED_TIDS";
     /// Globals: offsets of `pid` in `sched_wakeup` and of `next_pid` in `sched_switch`
     /// records (read from tracefs `format` files at load time).
     pub const GLOBAL_WAKEUP_PID_OFF: &str = "WAKEUP_PID_OFF";
     pub const GLOBAL_SWITCH_NEXT_PID_OFF: &str = "SWITCH_NEXT_PID_OFF";
+    /// Globals: offsets of `parent_pid` and `child_pid` in `sched_process_fork` records.
+    pub const GLOBAL_FORK_PARENT_PID_OFF: &str = "FORK_PARENT_PID_OFF";
+    pub const GLOBAL_FORK_CHILD_PID_OFF: &str = "FORK_CHILD_PID_OFF";
+    /// Global (u64): bytes waiting in the ring above which a submit wakes the reader.
+    pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
     pub const EVENTS: &str = "NETBENCH_EVENTS";
     pub const LOST: &str = "NETBENCH_LOST";
     pub const COUNTERS: &str = "NETBENCH_COUNTERS";

@@ -1,7 +1,8 @@
 //! Maps and load-time globals shared by all programs.
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
 use netbench_common::{MODE_EVENTS, counter};
 
@@ -25,6 +26,10 @@ static PROBE_PORT: u16 = 0;
 static PROBE_PORT2: u16 = 0;
 #[unsafe(no_mangle)]
 static MODE: u32 = MODE_EVENTS;
+/// Bytes waiting in the ring above which a submit wakes the reader (0 = every submit
+/// wakes it). Below it nothing is woken: the reader drains on its own schedule.
+#[unsafe(no_mangle)]
+static WAKEUP_BYTES: u64 = 0;
 
 #[inline(always)]
 pub fn probe_ports() -> (u16, u16) {
@@ -49,4 +54,19 @@ pub fn bump(map: &PerCpuArray<u64>, index: u32) {
         // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
         unsafe { *ptr += 1 };
     }
+}
+
+/// Submit a reserved event without waking the reader (a wake-up is an irq_work
+/// self-IPI, a VM exit on a virtual machine, in the middle of the measured path),
+/// unless the ring is filling up: past the watermark the reader is woken to drain it.
+#[inline(always)]
+pub fn submit<T>(entry: RingBufEntry<T>) {
+    // SAFETY: plain read of a rodata global set by the loader.
+    let watermark = unsafe { core::ptr::read_volatile(&raw const WAKEUP_BYTES) };
+    let flags = if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= watermark {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(u64::from(flags));
 }

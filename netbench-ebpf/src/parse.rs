@@ -1,6 +1,12 @@
 //! Bounds-checked parsing of Ethernet / IPv4 / IPv6 / UDP / TCP down to the probe header.
-//! Every read goes through `TcContext::load` (bpf_skb_load_bytes), which also works on
-//! non-linear skbs; any failure means "not a probe".
+//!
+//! Reads go straight to the packet (direct packet access, checked against `data_end`)
+//! where the bytes are in the skb's linear part, which is the common case for headers;
+//! only bytes beyond it (paged data, e.g. a GSO'd TCP payload) go through
+//! `bpf_skb_load_bytes`. Four reads at most per packet (L2+L3, L4, payload header),
+//! two for a packet that is not on a probe port. Any failure means "not a probe".
+use core::mem::size_of;
+
 use aya_ebpf::programs::TcContext;
 use netbench_common::{PROBE_MAGIC, PROTO_TCP, PROTO_UDP};
 
@@ -8,6 +14,8 @@ const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const IPV6_HLEN: usize = 40;
+/// Ethernet header plus the fixed IPv4 header (20 bytes), read in one go.
+const L3_READ: usize = ETH_HLEN + 20;
 
 /// What the tc program needs from a probe packet, in host byte order.
 pub struct Probe {
@@ -28,51 +36,62 @@ pub enum Parsed {
     Error,
 }
 
+/// `N` bytes at `off`: directly from the linear data when they lie inside it, else
+/// through the helper (which also reads paged data).
 #[inline(always)]
-fn be16(ctx: &TcContext, off: usize) -> Option<u16> {
-    ctx.load::<u16>(off).ok().map(u16::from_be)
+fn read<const N: usize>(ctx: &TcContext, off: usize) -> Option<[u8; N]> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    // The offset is bounded (< 2^16) so the verifier can track the packet pointer.
+    if off < 0xffff && start + off + N <= end {
+        // SAFETY: [start+off, start+off+N) lies inside the packet's linear data, as
+        // checked against data_end just above.
+        return Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) });
+    }
+    ctx.load::<[u8; N]>(off).ok()
+}
+
+#[inline(always)]
+fn be16(b: &[u8], i: usize) -> u16 {
+    u16::from_be_bytes([b[i], b[i + 1]])
+}
+
+#[inline(always)]
+fn be32(b: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
 #[inline(always)]
 pub fn parse(ctx: &TcContext, ports: (u16, u16)) -> Parsed {
-    let Some(ethertype) = be16(ctx, 12) else {
-        return Parsed::Error;
+    // One read covers Ethernet plus a fixed IPv4 header, or Ethernet plus the first 20
+    // bytes of an IPv6 header (next header at byte 6). Shorter frames are not IP/L4.
+    let Some(l3) = read::<L3_READ>(ctx, 0) else {
+        return Parsed::Other;
     };
-    let (proto, l4) = match ethertype {
+    let (proto, l4) = match be16(&l3, 12) {
         ETH_P_IP => {
-            let Ok(vihl) = ctx.load::<u8>(ETH_HLEN) else {
-                return Parsed::Error;
-            };
+            let vihl = l3[ETH_HLEN];
             if vihl >> 4 != 4 {
                 return Parsed::Other;
             }
             // Fragments other than the first carry no L4 header.
-            let Some(frag) = be16(ctx, ETH_HLEN + 6) else {
-                return Parsed::Error;
-            };
-            if frag & 0x1fff != 0 {
+            if be16(&l3, ETH_HLEN + 6) & 0x1fff != 0 {
                 return Parsed::Other;
             }
-            let Ok(proto) = ctx.load::<u8>(ETH_HLEN + 9) else {
-                return Parsed::Error;
-            };
-            (proto, ETH_HLEN + usize::from(vihl & 0x0f) * 4)
+            (l3[ETH_HLEN + 9], ETH_HLEN + usize::from(vihl & 0x0f) * 4)
         }
-        ETH_P_IPV6 => {
-            // Next header directly UDP/TCP only; extension headers are not followed.
-            let Ok(next) = ctx.load::<u8>(ETH_HLEN + 6) else {
-                return Parsed::Error;
-            };
-            (next, ETH_HLEN + IPV6_HLEN)
-        }
+        // Next header directly UDP/TCP only; extension headers are not followed.
+        ETH_P_IPV6 => (l3[ETH_HLEN + 6], ETH_HLEN + IPV6_HLEN),
         _ => return Parsed::Other,
     };
     if proto != PROTO_UDP && proto != PROTO_TCP {
         return Parsed::Other;
     }
-    let (Some(sport), Some(dport)) = (be16(ctx, l4), be16(ctx, l4 + 2)) else {
+    // Ports, and (TCP) the data offset at byte 12 of the header.
+    let Some(l4h) = read::<4>(ctx, l4) else {
         return Parsed::Error;
     };
+    let (sport, dport) = (be16(&l4h, 0), be16(&l4h, 2));
     let on_port = |p: u16| p != 0 && (p == ports.0 || p == ports.1);
     if !on_port(sport) && !on_port(dport) {
         return Parsed::Other;
@@ -80,24 +99,25 @@ pub fn parse(ctx: &TcContext, ports: (u16, u16)) -> Parsed {
     let payload = if proto == PROTO_UDP {
         l4 + 8
     } else {
-        let Ok(doff) = ctx.load::<u8>(l4 + 12) else {
+        // Two bytes (data offset + flags), not one: LLVM folds a one-byte bound
+        // `p + 1 <= end` into `p < end`, which the verifier does not accept as a range.
+        let Some([doff, _]) = read::<2>(ctx, l4 + 12) else {
             return Parsed::Error;
         };
         l4 + usize::from(doff >> 4) * 4
     };
-    // One 24-byte read of the whole header.
-    let Ok(hdr) = ctx.load::<[u8; 24]>(payload) else {
+    // One 24-byte read of the whole probe header.
+    let Some(hdr) = read::<{ size_of::<netbench_common::ProbeHeader>() }>(ctx, payload) else {
         return Parsed::PortOnly;
     };
-    let u32_at = |i: usize| u32::from_be_bytes([hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]]);
-    if u32_at(0) != PROBE_MAGIC {
+    if be32(&hdr, 0) != PROBE_MAGIC {
         return Parsed::PortOnly;
     }
-    let seq = (u64::from(u32_at(8)) << 32) | u64::from(u32_at(12));
+    let seq = (u64::from(be32(&hdr, 8)) << 32) | u64::from(be32(&hdr, 12));
     Parsed::Probe(Probe {
         proto,
-        run_id: u32_at(4),
+        run_id: be32(&hdr, 4),
         seq,
-        dir: u32_at(16),
+        dir: be32(&hdr, 16),
     })
 }

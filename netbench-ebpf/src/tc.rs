@@ -5,14 +5,14 @@
 //! a legacy filter chain too.
 use aya_ebpf::{
     bindings::TC_ACT_UNSPEC,
-    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, generated::bpf_get_netns_cookie},
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     macros::classifier,
     programs::TcContext,
 };
 use netbench_common::{EVENT_VERSION, HookKind, HopEvent, MODE_COUNT_ONLY, counter};
 
 use crate::{
-    maps::{COUNTERS, EVENTS, LOST, bump, mode, probe_ports},
+    maps::{COUNTERS, EVENTS, LOST, bump, mode, probe_ports, submit},
     parse::{Parsed, parse},
 };
 
@@ -44,14 +44,8 @@ fn observe(ctx: &TcContext, hook: HookKind) {
         return bump(&LOST, 0);
     };
     let skb = ctx.skb.skb;
-    // SAFETY: helpers called with the program's own context pointer.
-    let (ts_ns, cpu, netns_cookie) = unsafe {
-        (
-            bpf_ktime_get_ns(),
-            bpf_get_smp_processor_id(),
-            bpf_get_netns_cookie(skb.cast::<core::ffi::c_void>()),
-        )
-    };
+    // SAFETY: helpers without arguments.
+    let (ts_ns, cpu) = unsafe { (bpf_ktime_get_ns(), bpf_get_smp_processor_id()) };
     // SAFETY: skb points at the program's __sk_buff context.
     let (ifindex, pkt_len) = unsafe { ((*skb).ifindex, (*skb).len) };
     entry.write(HopEvent {
@@ -61,7 +55,9 @@ fn observe(ctx: &TcContext, hook: HookKind) {
         hook: hook as u32,
         ifindex,
         cpu,
-        netns_cookie,
+        // Not a device key (on ingress it is the sender's netns): not read, to save a
+        // helper call per event. Devices are told apart by ifindex.
+        netns_cookie: 0,
         run_id: probe.run_id,
         dir: probe.dir,
         seq: probe.seq,
@@ -69,5 +65,5 @@ fn observe(ctx: &TcContext, hook: HookKind) {
         pkt_len,
         tid: 0,
     });
-    entry.submit(0);
+    submit(entry);
 }

@@ -45,6 +45,11 @@ enum Command {
         /// CPU stress while the probes run: `none`, or `cpu` (stress-ng on every CPU).
         #[arg(long, value_parser = ["none", "cpu"], default_value = "none")]
         stress: String,
+        /// Pairs of traced and untraced blocks (ABBA order) the probes are split into;
+        /// each mode sends `--probes` in all. The untraced blocks give the round trip
+        /// and, against the traced ones, the observer effect.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+        pairs: u32,
     },
     /// Internal: the VMM stand-in of the lab's tap path (relays frames between taps).
     #[command(hide = true)]
@@ -177,6 +182,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             proto,
             out,
             stress,
+            pairs,
         } => {
             let config = netbench::lab::run::LabConfig {
                 path,
@@ -185,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 proto: if proto == "tcp" { "tcp" } else { "udp" },
                 port: 7301,
                 stress,
+                pairs,
             };
             let rt = tokio::runtime::Runtime::new()?;
             let result = rt.block_on(netbench::lab::run::run_lab(&config))?;

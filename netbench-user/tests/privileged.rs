@@ -14,7 +14,7 @@ use netbench::{
     lab::LabTopology,
     netlink,
     netns::NetnsRef,
-    trace::{TcMode, TraceConfig, Tracer},
+    trace::{Session, SessionConfig, TcMode, TraceConfig, TraceMode, Tracer},
 };
 use netbench_common::{Direction, HookKind, HopEvent, PROTO_TCP, PROTO_UDP};
 
@@ -39,25 +39,14 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
         "the tracer needs distinct ifindexes"
     );
 
-    let mut tracer = Tracer::load(&TraceConfig {
-        ports: vec![port],
-        ..TraceConfig::default()
-    })
-    .expect("loading eBPF");
-    for hook in &topo.hooks {
-        tracer
-            .attach(hook, mode)
-            .unwrap_or_else(|e| panic!("attaching to {hook}: {e}"));
-    }
-    let reader = tracer.take_reader().expect("ring buffer");
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let reader_task = tokio::spawn(reader.run(tx, stop_rx));
-
     let server = AgentServer::start(&topo.server.netns_ref(), port, 120)
         .await
         .expect("agent serve");
     let count = 300;
+    let mut config = SessionConfig::new(TraceMode::Events, vec![port], topo.hooks.clone());
+    config.tc_mode = mode;
+    config.expected_events = count * 4;
+    let session = Session::start(&config).expect("trace session");
     let spec = RrSpec {
         server: topo.server.ip.into(),
         port,
@@ -71,17 +60,9 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
     let probes = run_rr(&topo.client.netns_ref(), &spec)
         .await
         .expect("agent rr");
+    let outcome = session.finish().await.expect("finishing the session");
     server.stop().await;
-    // Give the last events a moment to reach the ring buffer, then stop the reader.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    stop_tx.send(()).ok();
-    let stats = reader_task.await.expect("reader task").expect("reader");
-    let mut events: Vec<HopEvent> = Vec::new();
-    while let Ok(batch) = rx.try_recv() {
-        events.extend(batch);
-    }
-    let counters = tracer.counters().expect("counters");
-    tracer.detach_all().expect("detach");
+    let (events, stats, counters) = (outcome.events, outcome.reader, outcome.counters);
     for hook in &topo.hooks {
         common::assert_no_tc(&hook.netns, &hook.ifname).await;
     }
@@ -108,6 +89,15 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
         "ring buffer never full at this rate"
     );
     assert_eq!(stats.dropped + stats.malformed, 0);
+    // No wake-up per event: the reader ran on its timer only (a forced wake-up would
+    // mean the ring passed its watermark, which a ring sized for the run never does).
+    assert_eq!(stats.forced_wakeups, 0, "{stats:?}");
+    assert!(
+        stats.wakeups() * 20 < events.len() as u64,
+        "the reader woke {} times for {} events",
+        stats.wakeups(),
+        events.len()
+    );
 
     // Index the events by (seq, direction, hook, device).
     let mut by_probe: HashMap<(u64, Direction), Vec<HopEvent>> = HashMap::new();
@@ -176,7 +166,6 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
         );
     }
     let names: Vec<String> = topo.namespaces().iter().map(ToString::to_string).collect();
-    drop(tracer);
     drop(topo);
     common::assert_gone(&names);
 }
@@ -297,6 +286,7 @@ async fn lab_stages_sum_to_the_round_trip(path: &str, port: u16, stages: &[&str]
         proto: "udp",
         port,
         stress: "none".into(),
+        pairs: 2,
     };
     let r = netbench::lab::run::run_lab(&config).await.expect("lab run");
     eprint!("{}", netbench::lab::run::render_table(&r));
@@ -308,16 +298,24 @@ async fn lab_stages_sum_to_the_round_trip(path: &str, port: u16, stages: &[&str]
     );
     let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, stages);
-    let sum: f64 = r.stages.iter().map(|s| s.mean_us).sum();
+    assert_eq!(r.events_lost, 0, "a ring sized for the run loses nothing");
+    // Half the probes went untraced, in blocks paired with the traced ones.
+    let untraced = r.rtt_untraced_us.expect("untraced round trips");
     assert!(
-        (sum - r.rtt_us.mean).abs() <= r.rtt_us.mean * 0.01,
-        "stage means {sum} vs mean RTT {}",
-        r.rtt_us.mean
+        untraced.count * 100 >= 1000 * 99,
+        "untraced probes answered: {}",
+        untraced.count
     );
+    let effect = r.observer_effect.expect("observer effect");
+    assert_eq!(effect.pairs, 2, "two traced/untraced block pairs");
+    assert!(effect.p50.ratio.is_finite() && effect.p50.ratio > 0.0);
+    // Every stage was measured on every matched probe (a stage of a missing interval
+    // would have fewer samples), and the reader never woke per event.
     assert!(
-        r.stages
-            .iter()
-            .all(|s| s.p50_us >= 0.0 && s.p99_us >= s.p50_us)
+        r.trace.reader_wakeups * 20 < r.trace.events,
+        "reader woke {} times for {} events",
+        r.trace.reader_wakeups,
+        r.trace.events
     );
     assert_eq!(
         netbench::netns::list_owned(),

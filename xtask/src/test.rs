@@ -25,6 +25,11 @@ const ROOT_TIERS: &[RootTier] = &[
         step: "privileged tests",
         optional: false,
     },
+    RootTier {
+        test: "session",
+        step: "trace session tests",
+        optional: false,
+    },
     // Written later; runs as soon as the file exists.
     RootTier {
         test: "e2e",
@@ -192,7 +197,7 @@ fn root_tier(tier: &RootTier, bins: &Binaries) -> Result<()> {
         "--",
         "--test-threads=1",
     ]);
-    if tier.test == "privileged" {
+    if tier.test == "privileged" || tier.test == "session" {
         tests.arg("--nocapture");
     }
     cmd::run_tests(

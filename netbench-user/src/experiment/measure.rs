@@ -1,9 +1,8 @@
 //! One repetition's measurements on a running client/server pair: latency (agent `rr`
-//! probes, traced at every hop), bandwidth (agent `stream`, tracing off or count-only),
+//! probes: a block traced at every hop and an untraced block, for the observer effect),
+//! bandwidth (agent `stream`, tracing off or count-only),
 //! and the CPU stress around them. The agent runs inside the containers (`docker exec`).
-use std::{collections::HashMap, net::Ipv4Addr, sync::Arc, time::Duration};
-
-use netbench_common::HopEvent;
+use std::{collections::HashMap, net::Ipv4Addr, time::Duration};
 
 use super::{
     ExperimentError,
@@ -12,26 +11,32 @@ use super::{
 };
 use crate::{
     agent::parse_rr_output,
-    correlate::{AppProbe, CorrelationStats, Timeline},
+    block::{self, Block},
+    correlate::{CorrelationStats, Timeline},
     docker::{
         Engine,
         container::{self, BackgroundExec},
         image::{AGENT_PATH, STRESS_PATH},
     },
-    trace::{KernelCounters, TcMode, TraceConfig, TraceMode, Tracer},
+    observer::BlockPair,
+    trace::{KernelCounters, Session, SessionConfig, TraceMode},
 };
 
-/// What one latency measurement produced.
+/// What one latency measurement produced: a traced and an untraced block of probes.
 #[derive(Clone, Debug, Default)]
 pub struct LatencyRep {
     pub timelines: Vec<Timeline>,
     pub stats: CorrelationStats,
-    /// Ring-buffer reserve failures plus events the reader had to drop.
+    /// Events lost: not reserved in the kernel (ring full) or dropped by the reader.
     pub events_lost: u64,
     pub events: u64,
+    /// Times the reader ran while the traced block's probes could be in flight.
+    pub reader_wakeups: u64,
     /// The server stage split by the server's scheduler events (runc: the agent is the
     /// container's first process, on the host's scheduler).
     pub runqueue: Option<(crate::runqueue::Parts, crate::runqueue::SplitStats)>,
+    /// The agent's round trips of the traced and of the untraced block (ns).
+    pub pair: BlockPair,
 }
 
 /// Index of the server's turnaround stage in a path, if it has one the host can see.
@@ -40,71 +45,26 @@ pub fn server_stage(path: &crate::correlate::PathSpec) -> Option<usize> {
     path.stages.iter().position(|n| n == "server-stack-and-app")
 }
 
-/// Ring buffer size: 1000 probes x ~8 hops x 2 directions of 48-byte events fit many
-/// times over.
-const RING_BYTES: u32 = 1 << 23;
-/// Time for the last events to reach userspace after the agent is done.
-const SETTLE: Duration = Duration::from_millis(150);
-
-/// Load the tracer and attach it to every hop of `plan`.
-fn attach(plan: &PathPlan, ports: Vec<u16>, mode: TraceMode) -> Result<Tracer, ExperimentError> {
-    let mut tracer = Tracer::load(&TraceConfig {
-        ports,
-        mode,
-        ring_bytes: RING_BYTES,
-    })?;
-    for device in plan.devices() {
-        tracer.attach(&device, TcMode::Auto)?;
-    }
-    Ok(tracer)
-}
-
-/// Run `rr` in the client container with the tracer attached along `plan`.
-///
-/// # Errors
-/// When tracing cannot attach, the agent fails, or its output is not understood.
-pub async fn latency(
+/// Run one block of `rr` probes in the client container, traced along `plan` or not.
+async fn rr_block(
     engine: &Engine,
     client: &str,
     server_ip: Ipv4Addr,
     plan: &PathPlan,
     cfg: &RunConfig,
     run_id: u32,
+    traced: bool,
     server_pid: Option<u32>,
-) -> Result<LatencyRep, ExperimentError> {
-    let mut tracer = attach(plan, vec![cfg.port], TraceMode::Events)?;
-    // The server's threads (per-connection ones appear as the client connects) are
-    // traced with the sched tracepoints; without them there is simply no split.
-    let poller = match (server_pid, server_stage(&plan.report_path())) {
-        (Some(pid), Some(_)) => match tracer.trace_threads(&[]) {
-            Ok(threads) => Some(tokio::spawn(async move {
-                for _ in 0..30_000 {
-                    let _ = threads.add_process(pid);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })),
-            Err(e) => {
-                eprintln!("netbench: run-queue split unavailable: {e}");
-                None
-            }
-        },
-        _ => None,
-    };
-    let reader = tracer.take_reader()?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<HopEvent>>(4096);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    // The collector drains the channel while the reader runs, so it never fills.
-    let collected = Arc::new(std::sync::Mutex::new(Vec::<HopEvent>::new()));
-    let sink = Arc::clone(&collected);
-    let collector = tokio::spawn(async move {
-        while let Some(batch) = rx.recv().await {
-            if let Ok(mut all) = sink.lock() {
-                all.extend(batch);
-            }
-        }
-    });
-    let reader_task = tokio::spawn(reader.run(tx, stop_rx));
-
+) -> Result<Block, ExperimentError> {
+    let mut session = SessionConfig::new(block::mode(traced), vec![cfg.port], plan.devices());
+    // Request and reply at every hop, and a few scheduler events per probe.
+    session.expected_events = cfg.probes * (2 * plan.hops.len() as u64 + 16);
+    // The server's threads (per-connection ones appear as the client connects: the
+    // kernel's fork hook adds them) split its turnaround by its scheduler events.
+    if server_stage(&plan.report_path()).is_some() {
+        session.track_pids = server_pid.into_iter().collect();
+    }
+    let session = Session::start(&session)?;
     // Bounded in time twice: the agent's own --max-seconds and the exec's timeout.
     let max_seconds = 30 + cfg.probes / 100;
     let cmd: Vec<String> = [
@@ -127,17 +87,10 @@ pub async fn latency(
     ]
     .map(str::to_owned)
     .to_vec();
+    // The agent prints its probes only after the last one: nothing crosses the exec's
+    // stream while probes are in flight.
     let out = container::exec(engine, client, &cmd, Duration::from_secs(max_seconds + 30)).await;
-    if let Some(poller) = poller {
-        poller.abort();
-    }
-    tokio::time::sleep(SETTLE).await;
-    let _ = stop_tx.send(());
-    let reader_stats = reader_task.await??;
-    collector.await?;
-    let counters = tracer.counters()?;
-    tracer.detach_all()?;
-    drop(tracer);
+    let trace = session.finish().await?;
     let out = out?;
     if out.exit_code != Some(0) {
         return Err(ExperimentError::Agent(format!(
@@ -147,33 +100,67 @@ pub async fn latency(
         )));
     }
     let probes = parse_rr_output(&out.stdout).map_err(ExperimentError::Agent)?;
-    let app: Vec<AppProbe> = probes
-        .iter()
-        .map(|p| AppProbe {
-            seq: p.seq,
-            send_ns: p.send_ns,
-            recv_ns: if p.lost { None } else { p.recv_ns },
-        })
-        .collect();
-    let rtt: HashMap<u64, u64> = probes
+    Ok(Block {
+        run_id,
+        traced,
+        probes,
+        trace,
+    })
+}
+
+/// A traced and an untraced block of `rr` probes, in the order `traced_first` says
+/// (repetitions alternate it), on the same pair.
+///
+/// # Errors
+/// When tracing cannot attach, the agent fails, or its output is not understood.
+#[expect(clippy::too_many_arguments, reason = "one repetition's whole context")]
+pub async fn latency(
+    engine: &Engine,
+    client: &str,
+    server_ip: Ipv4Addr,
+    plan: &PathPlan,
+    cfg: &RunConfig,
+    run_id: u32,
+    server_pid: Option<u32>,
+    traced_first: bool,
+) -> Result<LatencyRep, ExperimentError> {
+    let mut traced = None;
+    let mut untraced = None;
+    for (i, t) in [traced_first, !traced_first].into_iter().enumerate() {
+        // Distinct run ids: a late reply of one block is never taken for the other's.
+        let id = run_id ^ (u32::try_from(i).unwrap_or(0) << 31);
+        let b = rr_block(engine, client, server_ip, plan, cfg, id, t, server_pid).await?;
+        if t {
+            traced = Some(b);
+        } else {
+            untraced = Some(b);
+        }
+    }
+    let (Some(traced), Some(untraced)) = (traced, untraced) else {
+        unreachable!("one block of each kind ran");
+    };
+    let app = traced.app_probes();
+    let rtt: HashMap<u64, u64> = traced
+        .probes
         .iter()
         .filter_map(|p| p.rtt_ns.map(|r| (p.seq, r)))
         .collect();
-    let events = std::mem::take(
-        &mut *collected
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    let (timelines, stats) = correlate_rep(plan, run_id, &app, &rtt, &events);
+    let events = &traced.trace.events;
+    let (timelines, stats) = correlate_rep(plan, traced.run_id, &app, &rtt, events);
     let runqueue = server_stage(&plan.report_path())
         .filter(|_| server_pid.is_some())
-        .map(|i| crate::runqueue::split_parts(&timelines, i, &events));
+        .map(|i| crate::runqueue::split_parts(&timelines, i, events));
     Ok(LatencyRep {
         timelines,
         stats,
-        events_lost: counters.events_lost + reader_stats.dropped,
-        events: events.len() as u64,
+        events_lost: traced.trace.events_lost(),
+        events: traced.trace.delivered,
+        reader_wakeups: traced.trace.reader.wakeups(),
         runqueue,
+        pair: BlockPair {
+            traced_ns: traced.rtts_ns(),
+            untraced_ns: untraced.rtts_ns(),
+        },
     })
 }
 
@@ -196,14 +183,15 @@ pub async fn bandwidth(
     plan: &PathPlan,
     cfg: &RunConfig,
 ) -> Result<BandwidthRep, ExperimentError> {
-    let tracer = match cfg.bandwidth_tracing {
-        BandwidthTracing::Off => None,
-        BandwidthTracing::CountOnly => Some(attach(
-            plan,
-            vec![cfg.port, cfg.port + 1],
-            TraceMode::CountOnly,
-        )?),
+    let mode = match cfg.bandwidth_tracing {
+        BandwidthTracing::Off => TraceMode::Off,
+        BandwidthTracing::CountOnly => TraceMode::CountOnly,
     };
+    let session = Session::start(&SessionConfig::new(
+        mode,
+        vec![cfg.port, cfg.port + 1],
+        plan.devices(),
+    ))?;
     let cmd: Vec<String> = [
         AGENT_PATH,
         "stream",
@@ -221,14 +209,9 @@ pub async fn bandwidth(
         Duration::from_secs(cfg.duration_s + 30),
     )
     .await;
-    let counters = match tracer {
-        Some(mut t) => {
-            let c = t.counters().ok();
-            t.detach_all()?;
-            c
-        }
-        None => None,
-    };
+    let counters = session
+        .is_tracing()
+        .then_some(session.finish().await?.counters);
     let out = out?;
     if out.exit_code != Some(0) {
         return Err(ExperimentError::Agent(format!(

@@ -26,7 +26,7 @@ pub use progress::{Cancel, Progress};
 use runtimes::{Resolved, RuntimeFacts};
 
 use crate::{
-    correlate::Timeline,
+    correlate::{CorrelationStats, Timeline},
     docker::{
         DockerError, Engine, Engines,
         cleanup::{self, Removed},
@@ -36,7 +36,8 @@ use crate::{
         labels,
         network::{self, MacvlanParent, Network, SwarmPlan},
     },
-    report::{Env, ReportError, Results, Rtt, Scenario, Status},
+    observer::{BlockPair, observer_effect},
+    report::{Env, ProbeCounts, ReportError, Results, Rtt, Scenario, Status, decide_status},
     stages::stage_results,
     stats::{rep_stats, summarize},
     trace::TraceError,
@@ -556,28 +557,35 @@ fn failed_scenario(spec: &ScenarioSpec, why: String) -> Scenario {
 #[derive(Default)]
 struct Acc {
     timelines: Vec<Timeline>,
-    rep_p50: Vec<f64>,
+    /// Each repetition's traced p50 over its matched probes (None: nothing matched).
+    rep_p50: Vec<Option<f64>>,
+    /// Each repetition's untraced p50 (None: no probe answered).
+    rep_untraced_p50: Vec<Option<f64>>,
     bandwidth: Vec<f64>,
-    sent: u64,
-    matched: u64,
-    lost: u64,
-    missing: HashMap<String, u64>,
+    stats: CorrelationStats,
+    /// Events lost (ring full or dropped by the reader); probes with missing hops are
+    /// in `stats`.
+    events_lost: u64,
+    /// Traced and untraced round trips of each repetition.
+    pairs: Vec<BlockPair>,
     /// The server stage split by scheduler events, over every repetition.
     runqueue: Option<(crate::runqueue::Parts, crate::runqueue::SplitStats)>,
+}
+
+/// The p50 of a sample in microseconds, or None for an empty one (never 0.0).
+fn p50(samples_ns: &[u64]) -> Option<f64> {
+    (!samples_ns.is_empty()).then(|| summarize(samples_ns).p50)
 }
 
 impl Acc {
     fn add(&mut self, lat: measure::LatencyRep, bw: &measure::BandwidthRep) {
         let rtts: Vec<u64> = lat.timelines.iter().map(Timeline::rtt_ns).collect();
-        self.rep_p50.push(summarize(&rtts).p50);
+        self.rep_p50.push(p50(&rtts));
+        self.rep_untraced_p50.push(p50(&lat.pair.untraced_ns));
         self.bandwidth.push(bw.gbps);
-        self.sent += lat.stats.probes_sent;
-        self.matched += lat.stats.probes_matched;
-        // As in the lab: ring-buffer losses plus probes with a hop missing.
-        self.lost += lat.events_lost + lat.stats.probes_missing_hops;
-        for (point, n) in lat.stats.missing_by_point {
-            *self.missing.entry(point).or_default() += n;
-        }
+        self.stats.absorb(lat.stats);
+        self.events_lost += lat.events_lost;
+        self.pairs.push(lat.pair);
         self.timelines.extend(lat.timelines);
         if let Some((parts, stats)) = lat.runqueue {
             let (acc_parts, acc_stats) = self.runqueue.get_or_insert_with(Default::default);
@@ -595,26 +603,23 @@ impl Acc {
         error: Option<String>,
         bandwidth_tracing: &str,
     ) -> Scenario {
-        let mut reason = error;
-        if reason.is_none() && self.sent > 0 && self.matched == 0 {
-            let mut missing: Vec<String> = self
-                .missing
-                .iter()
-                .map(|(p, n)| format!("{p} x{n}"))
-                .collect();
-            missing.sort();
-            reason = Some(format!(
-                "no probe was seen at every hop (missing: {})",
-                missing.join(", ")
-            ));
-        }
-        let status = if reason.is_some() {
-            Status::Failed
+        let counts = ProbeCounts::from(&self.stats);
+        let (status, reason) = if self.rep_p50.is_empty() {
+            (Status::Failed, error)
         } else {
-            Status::Ok
+            decide_status(&counts, error)
         };
         let mut s = base_scenario(spec, status, reason);
         if self.rep_p50.is_empty() {
+            return s;
+        }
+        s.probes_sent = counts.sent;
+        s.probes_matched = counts.matched;
+        s.probes_timed_out = counts.timed_out;
+        s.probes_non_causal = counts.non_causal;
+        s.probes_missing_hops = counts.missing_hops;
+        s.events_lost = self.events_lost;
+        if self.timelines.is_empty() {
             return s;
         }
         let rtts: Vec<u64> = self.timelines.iter().map(Timeline::rtt_ns).collect();
@@ -633,11 +638,20 @@ impl Acc {
             summary: rtt,
             per_rep_p50: self.rep_p50,
         });
+        let untraced: Vec<u64> = self
+            .pairs
+            .iter()
+            .flat_map(|p| p.untraced_ns.iter().copied())
+            .collect();
+        if !untraced.is_empty() {
+            s.rtt_untraced_us = Some(Rtt {
+                summary: summarize(&untraced),
+                per_rep_p50: self.rep_untraced_p50,
+            });
+        }
+        s.observer_effect = observer_effect(&self.pairs);
         s.bandwidth_gbps = Some(rep_stats(&self.bandwidth));
         s.bandwidth_tracing = Some(bandwidth_tracing.to_owned());
-        s.probes_sent = self.sent;
-        s.probes_matched = self.matched;
-        s.events_lost = self.lost;
         s
     }
 }
@@ -877,6 +891,7 @@ async fn repetition(
             rep + 1,
             cfg.probes
         ));
+        progress.measuring(true);
         let lat = measure::latency(
             client_engine,
             &pair.client.id,
@@ -885,8 +900,11 @@ async fn repetition(
             cfg,
             probe_run_id(&state.run, index, rep),
             Some(pair.server.pid),
+            rep % 2 == 0,
         )
-        .await?;
+        .await;
+        progress.measuring(false);
+        let lat = lat?;
         progress.phase(format!(
             "rep {}/{reps}: bandwidth ({} s)",
             rep + 1,

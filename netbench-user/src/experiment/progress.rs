@@ -14,6 +14,8 @@ use std::{
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::Notify;
 
+const TICK: Duration = Duration::from_millis(500);
+
 /// The matrix's progress display.
 pub struct Progress {
     multi: MultiProgress,
@@ -36,7 +38,7 @@ impl Progress {
         overall.set_style(style(
             "matrix   [{bar:30}] {pos}/{len} reps  {elapsed_precise} elapsed, ETA {eta_precise}  {msg}",
         ));
-        overall.enable_steady_tick(Duration::from_millis(500));
+        overall.enable_steady_tick(TICK);
         Self {
             multi,
             overall,
@@ -53,7 +55,7 @@ impl Progress {
         ));
         bar.set_prefix(id.to_owned());
         bar.set_message("setting up");
-        bar.enable_steady_tick(Duration::from_millis(500));
+        bar.enable_steady_tick(TICK);
         self.current = Some(bar);
     }
 
@@ -61,6 +63,19 @@ impl Progress {
     pub fn phase(&self, msg: impl Into<String>) {
         if let Some(bar) = &self.current {
             bar.set_message(msg.into());
+        }
+    }
+
+    /// Probes are about to run (`true`) or are done (`false`): the bars' steady ticks (a
+    /// thread waking every 500 ms) stop for the burst, so nothing of netbench's wakes a
+    /// CPU while probes are in flight. Messages set meanwhile show at the next tick.
+    pub fn measuring(&self, on: bool) {
+        for bar in std::iter::once(&self.overall).chain(self.current.as_ref()) {
+            if on {
+                bar.disable_steady_tick();
+            } else {
+                bar.enable_steady_tick(TICK);
+            }
         }
     }
 

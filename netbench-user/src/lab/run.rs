@@ -1,7 +1,6 @@
 //! `netbench lab`: build a path, trace it, send probes, split each round trip into stages.
 use std::{path::PathBuf, time::Duration};
 
-use netbench_common::HopEvent;
 use serde::Serialize;
 
 use super::{
@@ -10,14 +9,16 @@ use super::{
 };
 use crate::{
     agent::{AgentError, AgentServer, RrSpec, run_rr},
-    correlate::{AppProbe, CorrelationStats, PathSpec, Timeline, correlate},
+    block::{self, Block},
+    observer::{ObserverEffect, observer_effect},
+    correlate::{CorrelationStats, PathSpec, Timeline, correlate},
     netlink::NetlinkError,
-    report::{Env, ReportError, Results, Rtt, Scenario, Status},
+    report::{Env, ProbeCounts, ReportError, Results, Rtt, Scenario, decide_status},
     runqueue,
     stages::{BRIDGE_STAGES, PathHook, StageResult, VETH_STAGES, alternating_path, stage_results},
     stats::{Summary, summarize},
     stress::CpuStress,
-    trace::{TcMode, TraceConfig, TraceError, Tracer, tc::ifindex_of},
+    trace::{Session, SessionConfig, SessionOutcome, TraceError, tc::ifindex_of},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -53,13 +54,21 @@ pub struct LabConfig {
     /// `none` or `cpu` (stress-ng on every CPU while the probes run).
     #[serde(default)]
     pub stress: String,
+    /// Pairs of a traced and an untraced block the probes are split into.
+    #[serde(default)]
+    pub pairs: u32,
 }
 
 /// The outcome of one lab run.
 #[derive(Clone, Debug, Serialize)]
 pub struct LabResult {
     pub config: LabConfig,
+    /// Round trips of the traced probes that crossed every hop (what the stages add up to).
     pub rtt_us: Summary,
+    /// The same percentiles over the untraced probes: the round trip to quote.
+    pub rtt_untraced_us: Option<Summary>,
+    /// Traced / untraced round trip, per block pair.
+    pub observer_effect: Option<ObserverEffect>,
     pub stages: Vec<StageResult>,
     /// Finer split of `vm` on the tap path (stand-in guest only; not in the stage sum).
     pub breakdown: Vec<StageResult>,
@@ -68,8 +77,11 @@ pub struct LabResult {
     /// How many probes the run-queue split covers.
     pub runqueue: Option<runqueue::SplitStats>,
     pub correlation: CorrelationStats,
+    /// Events lost (ring full, or dropped by the reader); probes with missing hops are
+    /// counted in `correlation`.
     pub events_lost: u64,
     pub events: u64,
+    pub trace: TraceTotals,
 }
 
 /// The tap path as traced: client nbc0, sandbox eth0, sandbox `tap0_kata`, guest NIC.
@@ -137,7 +149,8 @@ fn without_points(
     (spec, tls)
 }
 
-/// Run one lab experiment.
+/// Run one lab experiment: `config.pairs` pairs of a traced and an untraced block of
+/// `config.probes / config.pairs` probes each, back to back on the same path.
 ///
 /// # Errors
 /// When the topology, the tracer or the agent fails; everything created is removed.
@@ -157,26 +170,6 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     let path = alternating_path(&hooks, stage_names(topo.path));
     let topo_path = topo.path;
 
-    let mut tracer = Tracer::load(&TraceConfig {
-        ports: vec![config.port],
-        ..TraceConfig::default()
-    })?;
-    for hook in &topo.hooks {
-        tracer.attach(hook, TcMode::Auto)?;
-    }
-    let reader = tracer.take_reader()?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<HopEvent>>(1024);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    // The aggregator drains the channel while the reader runs, so it never fills.
-    let collector = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Some(batch) = rx.recv().await {
-            all.extend(batch);
-        }
-        all
-    });
-    let reader_task = tokio::spawn(reader.run(tx, stop_rx));
-
     // The tap path needs its VMM before anything can reach the guest.
     let vmm = match topo.vmm_spec(600) {
         Some(spec) => Some(StandIn::start(&spec).await.map_err(LabError::Vmm)?),
@@ -184,41 +177,55 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     };
     let model = vmm.as_ref().map(Vmm::model_label);
     let server = AgentServer::start(&topo.server.netns_ref(), config.port, 600).await?;
-    // Scheduler events of the server's threads split its turnaround (run-queue wait).
-    // Per-connection threads appear once the client connects, so keep adding them.
-    let poller = match tracer.trace_threads(&[]) {
-        Ok(threads) => server.pid().map(|pid| {
-            tokio::spawn(async move {
-                for _ in 0..15_000 {
-                    let _ = threads.add_process(pid);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })
-        }),
-        Err(e) => {
-            eprintln!("netbench: run-queue split unavailable: {e}");
-            None
-        }
-    };
     let stress = if config.stress == "cpu" {
         Some(CpuStress::start(0, Duration::from_secs(330)).await?)
     } else {
         None
     };
-    let run_id = std::process::id() ^ 0x4e42_0000;
-    let spec = RrSpec {
-        server: topo.server.ip.into(),
-        port: config.port,
-        proto: config.proto,
-        count: config.probes,
-        size: config.size,
-        run_id,
-        timeout_ms: 1000,
-        max_seconds: 300,
-    };
-    let probes = run_rr(&topo.client.netns_ref(), &spec).await;
-    if let Some(poller) = poller {
-        poller.abort();
+    let pairs = config.pairs.max(1);
+    let per_block = (config.probes / u64::from(pairs)).max(1);
+    let base_id = std::process::id() ^ 0x4e42_0000;
+    let mut blocks = Vec::new();
+    let mut failure = None;
+    for (i, traced) in block::order(pairs).into_iter().enumerate() {
+        let run_id = base_id.wrapping_add(u32::try_from(i).unwrap_or(0) << 20);
+        let spec = RrSpec {
+            server: topo.server.ip.into(),
+            port: config.port,
+            proto: config.proto,
+            count: per_block,
+            size: config.size,
+            run_id,
+            timeout_ms: 1000,
+            max_seconds: 300,
+        };
+        let mut session = SessionConfig::new(
+            block::mode(traced),
+            vec![config.port],
+            topo.hooks.clone(),
+        );
+        // Request and reply at every device, and a few scheduler events per probe.
+        session.expected_events = per_block * (4 * topo.hooks.len() as u64 + 16);
+        session.track_pids = server.pid().into_iter().collect();
+        let block = async {
+            let session = Session::start(&session)?;
+            let probes = run_rr(&topo.client.netns_ref(), &spec).await;
+            let trace = session.finish().await?;
+            Ok::<_, LabError>(Block {
+                run_id,
+                traced,
+                probes: probes?,
+                trace,
+            })
+        }
+        .await;
+        match block {
+            Ok(b) => blocks.push(b),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
     }
     if let Some(stress) = stress {
         stress.stop().await;
@@ -227,47 +234,34 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     if let Some(vmm) = vmm {
         vmm.stop().await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let _ = stop_tx.send(());
-    let reader_stats = reader_task.await??;
-    let events = collector.await?;
-    let counters = tracer.counters()?;
-    tracer.detach_all()?;
-    drop(tracer);
     drop(topo);
-    let probes = probes?;
-
-    let mut result = analyze(topo_path, &path, run_id, &probes, &events)?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let mut result = analyze(topo_path, &path, &blocks)?;
     result.config = config.clone();
     result.model = model;
-    // Lost = events the kernel could not reserve, events the reader had to drop, and
-    // answered probes with a hop missing (the definition).
-    result.events_lost =
-        counters.events_lost + reader_stats.dropped + result.correlation.probes_missing_hops;
     Ok(result)
 }
 
-/// Correlate the agent's probes with the hop events along `path` and compute the stage
-/// statistics (pure: no kernel, no processes).
+/// Correlate each traced block's probes with its hop events along `path`, compute the
+/// stage statistics over all traced blocks, the untraced round trip and the observer
+/// effect from the block pairs (pure: no kernel, no processes).
 ///
 /// # Errors
 /// When no probe crossed every hop.
-pub fn analyze(
-    path_name: &str,
-    path: &PathSpec,
-    run_id: u32,
-    probes: &[crate::agent::RrProbe],
-    events: &[HopEvent],
-) -> Result<LabResult, LabError> {
-    let app: Vec<AppProbe> = probes
-        .iter()
-        .map(|p| AppProbe {
-            seq: p.seq,
-            send_ns: p.send_ns,
-            recv_ns: if p.lost { None } else { p.recv_ns },
-        })
-        .collect();
-    let (timelines, correlation) = correlate(path, run_id, &app, events);
+pub fn analyze(path_name: &str, path: &PathSpec, blocks: &[Block]) -> Result<LabResult, LabError> {
+    let mut timelines = Vec::new();
+    let mut correlation = CorrelationStats::default();
+    let mut events = Vec::new();
+    let mut trace = TraceTotals::default();
+    for b in blocks.iter().filter(|b| b.traced) {
+        let (tl, stats) = correlate(path, b.run_id, &b.app_probes(), &b.trace.events);
+        timelines.extend(tl);
+        correlation.absorb(stats);
+        events.extend_from_slice(&b.trace.events);
+        trace.add(&b.trace);
+    }
     if timelines.is_empty() {
         return Err(LabError::NothingMatched(format!("{correlation:?}")));
     }
@@ -289,28 +283,58 @@ pub fn analyze(
         .iter()
         .position(|n| n == "server-stack-and-app" || n == "guest-stack-and-app");
     let runqueue = server_stage.map(|i| {
-        let (split, stats) = runqueue::split(&timelines, i, events, rtt.mean, &path.stages[i]);
+        let (split, stats) = runqueue::split(&timelines, i, &events, rtt.mean, &path.stages[i]);
         breakdown.extend(split);
         stats
     });
+    let pairs = block::pairs(blocks);
+    let untraced: Vec<u64> = blocks
+        .iter()
+        .filter(|b| !b.traced)
+        .flat_map(Block::rtts_ns)
+        .collect();
     Ok(LabResult {
         config: LabConfig {
             path: path_name.to_owned(),
-            probes: probes.len() as u64,
+            probes: correlation.probes_sent,
             size: 0,
             proto: "udp",
             port: 0,
             stress: "none".into(),
+            pairs: u32::try_from(pairs.len()).unwrap_or(0),
         },
         rtt_us: rtt,
+        rtt_untraced_us: (!untraced.is_empty()).then(|| summarize(&untraced)),
+        observer_effect: observer_effect(&pairs),
         stages,
         breakdown,
         runqueue,
         model: None,
         correlation,
-        events_lost: 0,
-        events: events.len() as u64,
+        events_lost: trace.events_lost,
+        events: trace.events,
+        trace,
     })
+}
+
+/// What the tracer did over all traced blocks of a run.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct TraceTotals {
+    pub events: u64,
+    /// Events lost in the kernel (ring full) or dropped by the reader.
+    pub events_lost: u64,
+    /// Times the reader ran while probes could be in flight (timer or forced wake-up).
+    pub reader_wakeups: u64,
+    pub ring_bytes: u32,
+}
+
+impl TraceTotals {
+    fn add(&mut self, o: &SessionOutcome) {
+        self.events += o.delivered;
+        self.events_lost += o.events_lost();
+        self.reader_wakeups += o.reader.wakeups();
+        self.ring_bytes = self.ring_bytes.max(o.ring_bytes);
+    }
 }
 
 /// The run as a results document (one scenario).
@@ -318,6 +342,8 @@ pub fn analyze(
 pub fn to_results(r: &LabResult) -> Results {
     let config = serde_json::to_value(&r.config).unwrap_or_default();
     let mut results = Results::new(Env::local(), config);
+    let counts = ProbeCounts::from(&r.correlation);
+    let (status, reason) = decide_status(&counts, None);
     results.scenarios.push(Scenario {
         id: format!(
             "lab-{}-{}-{}",
@@ -327,19 +353,27 @@ pub fn to_results(r: &LabResult) -> Results {
         client_driver: "lab".into(),
         server_driver: "lab".into(),
         stress: r.config.stress.clone(),
-        status: Status::Ok,
-        reason: None,
+        status,
+        reason,
         model: r.model.clone(),
         bandwidth_gbps: None,
         rtt_us: Some(Rtt {
             summary: r.rtt_us,
-            per_rep_p50: vec![r.rtt_us.p50],
+            per_rep_p50: vec![Some(r.rtt_us.p50)],
         }),
+        rtt_untraced_us: r.rtt_untraced_us.map(|summary| Rtt {
+            summary,
+            per_rep_p50: vec![Some(summary.p50)],
+        }),
+        observer_effect: r.observer_effect.clone(),
         stages: r.stages.clone(),
         breakdown: r.breakdown.clone(),
         runqueue: r.runqueue,
-        probes_sent: r.correlation.probes_sent,
-        probes_matched: r.correlation.probes_matched,
+        probes_sent: counts.sent,
+        probes_matched: counts.matched,
+        probes_timed_out: counts.timed_out,
+        probes_non_causal: counts.non_causal,
+        probes_missing_hops: counts.missing_hops,
         events_lost: r.events_lost,
         bandwidth_tracing: None,
     });
@@ -362,7 +396,7 @@ pub fn write_results(dir: &std::path::Path, r: &LabResult) -> Result<PathBuf, La
 
 #[cfg(test)]
 mod tests {
-    use netbench_common::{Direction, EVENT_VERSION, HookKind, PROTO_UDP};
+    use netbench_common::{Direction, EVENT_VERSION, HookKind, HopEvent, PROTO_UDP};
 
     use super::*;
     use crate::{agent::RrProbe, stages::PathHook};
@@ -416,7 +450,16 @@ mod tests {
             rtt_ns: Some(130),
             lost: false,
         }];
-        let r = analyze("tap", &path, 9, &probes, &events).unwrap();
+        let block = |events: &[HopEvent]| Block {
+            run_id: 9,
+            traced: true,
+            probes: probes.clone(),
+            trace: SessionOutcome {
+                events: events.to_vec(),
+                ..SessionOutcome::default()
+            },
+        };
+        let r = analyze("tap", &path, &[block(&events)]).unwrap();
         let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, TAP_STAGES);
         let us = |name: &str| r.stages.iter().find(|s| s.name == name).unwrap().mean_us;
@@ -439,7 +482,7 @@ mod tests {
         let sum: f64 = r.stages.iter().map(|s| s.mean_us).sum();
         assert!((sum - r.rtt_us.mean).abs() < 1e-9);
         assert!(
-            analyze("tap", &path, 9, &probes, &events[1..]).is_err(),
+            analyze("tap", &path, &[block(&events[1..])]).is_err(),
             "nothing matched is an error"
         );
     }

@@ -5,6 +5,7 @@
 pub mod reader;
 pub mod sched;
 pub mod selftest;
+pub mod session;
 pub mod tc;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use aya::{Ebpf, EbpfLoader, maps::PerCpuArray};
 use netbench_common::{MODE_COUNT_ONLY, MODE_EVENTS, counter, names};
 
 pub use reader::{EventReader, ReaderStats};
+pub use session::{ProgramStats, Session, SessionConfig, SessionOutcome};
 pub use tc::{Attachment, HookDevice, TcMode};
 
 /// The eBPF object built by `build.rs` with the pinned nightly and bpf-linker.
@@ -60,16 +62,32 @@ pub enum TraceError {
     },
     #[error("ring buffer: {0}")]
     Io(#[from] std::io::Error),
+    #[error("trace session task: {0}")]
+    Join(#[from] tokio::task::JoinError),
 }
 
 /// What the tc programs do with a probe packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TraceMode {
+    /// Nothing loaded or attached (a [`Session`] in this mode is a no-op): the
+    /// untraced baseline.
+    Off,
     /// One ring-buffer event per probe packet and hook.
     Events,
     /// Per-CPU counters only (cheap; used while measuring bandwidth).
     CountOnly,
+}
+
+impl TraceMode {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Events => "events",
+            Self::CountOnly => "count-only",
+        }
+    }
 }
 
 /// Load-time configuration of the tracer.
@@ -80,6 +98,9 @@ pub struct TraceConfig {
     pub mode: TraceMode,
     /// Ring buffer size in bytes (power of two, multiple of the page size).
     pub ring_bytes: u32,
+    /// Bytes waiting in the ring above which a submit wakes the reader; below it no
+    /// submit wakes anyone. `None`: half the ring.
+    pub wakeup_bytes: Option<u64>,
 }
 
 impl Default for TraceConfig {
@@ -88,6 +109,7 @@ impl Default for TraceConfig {
             ports: vec![],
             mode: TraceMode::Events,
             ring_bytes: 1 << 22,
+            wakeup_bytes: None,
         }
     }
 }
@@ -109,8 +131,12 @@ impl Tracer {
         let port2 = config.ports.get(1).copied().unwrap_or(0);
         let mode = match config.mode {
             TraceMode::Events => MODE_EVENTS,
-            TraceMode::CountOnly => MODE_COUNT_ONLY,
+            // A session in mode off never loads; a tracer loaded so emits nothing.
+            TraceMode::CountOnly | TraceMode::Off => MODE_COUNT_ONLY,
         };
+        let wakeup_bytes = config
+            .wakeup_bytes
+            .unwrap_or(u64::from(config.ring_bytes) / 2);
         // Record layouts of the sched tracepoints; the defaults match Linux 6.x.
         let tracefs = tracefs_path();
         let offset = |event, field, default| {
@@ -121,6 +147,8 @@ impl Tracer {
         };
         let wakeup_pid_off: u32 = offset("sched_wakeup", "pid", 24);
         let switch_next_pid_off: u32 = offset("sched_switch", "next_pid", 56);
+        let fork_parent_off: u32 = offset("sched_process_fork", "parent_pid", 12);
+        let fork_child_off: u32 = offset("sched_process_fork", "child_pid", 20);
         let mut ebpf = EbpfLoader::new()
             .override_global(names::GLOBAL_WAKEUP_PID_OFF, &wakeup_pid_off, true)
             .override_global(
@@ -128,6 +156,9 @@ impl Tracer {
                 &switch_next_pid_off,
                 true,
             )
+            .override_global(names::GLOBAL_FORK_PARENT_PID_OFF, &fork_parent_off, true)
+            .override_global(names::GLOBAL_FORK_CHILD_PID_OFF, &fork_child_off, true)
+            .override_global(names::GLOBAL_WAKEUP_BYTES, &wakeup_bytes, true)
             .override_global(names::GLOBAL_PROBE_PORT, &port, true)
             .override_global(names::GLOBAL_PROBE_PORT2, &port2, true)
             .override_global(names::GLOBAL_MODE, &mode, true)

@@ -1,11 +1,16 @@
-//! The userspace end of the ring buffer: an `AsyncFd` that wakes when the kernel
-//! submits, drains everything available, decodes each record through the common type and
-//! hands batches on. Nothing slow runs here.
+//! The userspace end of the ring buffer. The programs submit without waking anyone
+//! (`BPF_RB_NO_WAKEUP`) unless the ring is past its fill watermark, so the reader drains
+//! on its own schedule: on a slow timer, on a forced wake-up (`AsyncFd` readiness, the
+//! watermark), and at the end. Each drain decodes every record through the common type
+//! and hands one batch on. Nothing slow runs here.
+use std::time::Duration;
+
 use aya::maps::{Map, MapData, RingBuf};
 use netbench_common::HopEvent;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::mpsc,
+    time::{Instant, MissedTickBehavior},
 };
 
 use super::TraceError;
@@ -19,6 +24,18 @@ pub struct ReaderStats {
     pub malformed: u64,
     /// Events dropped because the consumer's channel was full.
     pub dropped: u64,
+    /// Times the kernel woke the reader (a submit past the fill watermark).
+    pub forced_wakeups: u64,
+    /// Times the reader's own timer fired.
+    pub timer_drains: u64,
+}
+
+impl ReaderStats {
+    /// Every time the reader ran while the session was live (not the final drain).
+    #[must_use]
+    pub fn wakeups(&self) -> u64 {
+        self.forced_wakeups + self.timer_drains
+    }
 }
 
 pub struct EventReader {
@@ -63,24 +80,10 @@ impl EventReader {
         out.len() - before
     }
 
-    /// Wait until the kernel has submitted something, then drain it all into `out`.
-    ///
-    /// # Errors
-    /// When polling the ring buffer's fd fails.
-    pub async fn next_batch(&mut self, out: &mut Vec<HopEvent>) -> Result<usize, TraceError> {
-        loop {
-            let mut guard = self.fd.readable_mut().await?;
-            guard.clear_ready();
-            drop(guard);
-            let n = self.drain_into(out);
-            if n > 0 {
-                return Ok(n);
-            }
-        }
-    }
-
-    /// Run until `stop` fires: forward batches to `tx` (never blocking on it: a full
-    /// channel drops the batch and counts it), then drain once more and return the stats.
+    /// Run until `stop` fires, draining every `drain_every` and whenever the kernel
+    /// forces a wake-up; forward each drain as one batch to `tx` (never blocking on it: a
+    /// full channel drops the batch and counts it); then drain once more and return the
+    /// stats.
     ///
     /// # Errors
     /// When polling the ring buffer's fd fails.
@@ -88,13 +91,21 @@ impl EventReader {
         mut self,
         tx: mpsc::Sender<Vec<HopEvent>>,
         mut stop: tokio::sync::oneshot::Receiver<()>,
+        drain_every: Duration,
     ) -> Result<ReaderStats, TraceError> {
         let mut batch = Vec::with_capacity(1024);
+        let mut timer = tokio::time::interval_at(Instant::now() + drain_every, drain_every);
+        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                res = self.next_batch(&mut batch) => { res?; }
+                guard = self.fd.readable_mut() => {
+                    guard?.clear_ready();
+                    self.stats.forced_wakeups += 1;
+                }
+                _ = timer.tick() => self.stats.timer_drains += 1,
                 _ = &mut stop => break,
             }
+            self.drain_into(&mut batch);
             self.forward(&tx, &mut batch);
         }
         self.drain_into(&mut batch);

@@ -1,10 +1,8 @@
 //! Scheduler tracing of chosen threads (`netbench-ebpf/src/tracepoint.rs`): when a
 //! traced thread is woken (`sched:sched_wakeup`) and when it starts running
-//! (`sched:sched_switch`). The gap is its run-queue wait.
-use std::{
-    path::Path,
-    sync::{Arc, Mutex},
-};
+//! (`sched:sched_switch`). The gap is its run-queue wait. The traced set follows the
+//! tracked processes' new threads in the kernel (`sched:sched_process_fork`).
+use std::path::Path;
 
 use aya::{
     maps::{HashMap, MapData},
@@ -67,53 +65,23 @@ pub fn threads_of(pid: u32) -> Vec<u32> {
 #[derive(Default)]
 pub(super) struct SchedLinks {
     pub(super) links: Vec<(&'static str, TracePointLinkId)>,
-    tids: Option<ThreadTracker>,
-}
-
-/// A handle that adds threads to the traced set, usable from another task while the
-/// tracer runs (e.g. to pick up a server's per-connection threads as they appear).
-#[derive(Clone)]
-pub struct ThreadTracker {
-    map: Arc<Mutex<HashMap<MapData, u32, u32>>>,
-}
-
-impl ThreadTracker {
-    /// Trace `tids` too.
-    ///
-    /// # Errors
-    /// When the kernel refuses an insert (e.g. the map is full).
-    pub fn add(&self, tids: &[u32]) -> Result<(), TraceError> {
-        let mut map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for &tid in tids {
-            map.insert(tid, 1, 0).map_err(|source| TraceError::Map {
-                name: names::SCHED_TIDS,
-                source: Box::new(source),
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Trace every current thread of process `pid`.
-    ///
-    /// # Errors
-    /// As [`ThreadTracker::add`].
-    pub fn add_process(&self, pid: u32) -> Result<(), TraceError> {
-        self.add(&threads_of(pid))
-    }
+    tids: Option<HashMap<MapData, u32, u32>>,
 }
 
 impl Tracer {
-    /// Trace the scheduling of `tids` (added to any traced before). Attaches the two
-    /// sched tracepoints on first use.
+    /// Trace the scheduling of every thread of the processes `pids`, and of every
+    /// thread or process they create from now on: `sched_process_fork` adds those in the
+    /// kernel as they are created, so no userspace poller runs (and wakes a CPU) while
+    /// probes are in flight. Attaches the sched tracepoints on first use.
     ///
     /// # Errors
-    /// When the programs cannot be loaded or attached (tracefs missing, no permission).
-    pub fn trace_threads(&mut self, tids: &[u32]) -> Result<ThreadTracker, TraceError> {
+    /// When the programs cannot be loaded or attached (tracefs missing, no permission)
+    /// or the kernel refuses an insert (the map is full).
+    pub fn track_processes(&mut self, pids: &[u32]) -> Result<(), TraceError> {
         if self.sched.links.is_empty() {
+            // The fork hook first: a thread created while the map is seeded is caught.
             for (name, event) in [
+                (names::TP_SCHED_FORK, "sched_process_fork"),
                 (names::TP_SCHED_WAKEUP, "sched_wakeup"),
                 (names::TP_SCHED_SWITCH, "sched_switch"),
             ] {
@@ -144,21 +112,40 @@ impl Tracer {
                 .ebpf
                 .take_map(names::SCHED_TIDS)
                 .ok_or(TraceError::Missing(names::SCHED_TIDS))?;
-            let map = HashMap::try_from(map).map_err(|source| TraceError::Map {
-                name: names::SCHED_TIDS,
-                source: Box::new(source),
-            })?;
-            self.sched.tids = Some(ThreadTracker {
-                map: Arc::new(Mutex::new(map)),
-            });
+            self.sched.tids = Some(HashMap::try_from(map).map_err(|source| {
+                TraceError::Map {
+                    name: names::SCHED_TIDS,
+                    source: Box::new(source),
+                }
+            })?);
         }
-        let tracker = self
+        let map = self
             .sched
             .tids
-            .clone()
+            .as_mut()
             .ok_or(TraceError::Missing(names::SCHED_TIDS))?;
-        tracker.add(tids)?;
-        Ok(tracker)
+        for &pid in pids {
+            for tid in threads_of(pid) {
+                map.insert(tid, 1, 0).map_err(|source| TraceError::Map {
+                    name: names::SCHED_TIDS,
+                    source: Box::new(source),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The thread ids traced now (seeded plus those the fork hook added).
+    #[must_use]
+    pub fn tracked_threads(&self) -> Vec<u32> {
+        let mut tids: Vec<u32> = self
+            .sched
+            .tids
+            .as_ref()
+            .map(|m| m.keys().filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        tids.sort_unstable();
+        tids
     }
 
     pub(super) fn detach_sched(&mut self) {
