@@ -120,12 +120,15 @@ pub struct CorrelationStats {
     pub probes_sent: u64,
     /// Probes the client got an answer for.
     pub probes_answered: u64,
+    /// Probes the client got no answer for in time (`probes_sent - probes_answered`).
+    pub probes_timed_out: u64,
     /// Answered probes with every hop present and in causal order.
     pub probes_matched: u64,
     /// Answered probes with at least one hop missing (lost in the ring buffer, or never
     /// crossing that hook).
     pub probes_missing_hops: u64,
-    /// Answered probes whose hop timestamps were not in causal order.
+    /// Answered probes whose hop timestamps were not in causal order (non-causal; the
+    /// results' `probes_non_causal`).
     pub probes_out_of_order: u64,
     /// Events seen more than once for the same probe and point (the first one is kept).
     pub duplicate_events: u64,
@@ -202,6 +205,7 @@ pub fn correlate(
     let mut timelines = Vec::with_capacity(probes.len());
     for p in probes {
         if p.recv_ns.is_none() {
+            stats.probes_timed_out += 1;
             continue;
         }
         stats.probes_answered += 1;
@@ -383,8 +387,13 @@ mod tests {
         let (tl, st) = correlate(&veth_path(), 5, &[p], &e);
         assert!(tl.is_empty());
         assert_eq!(
-            (st.probes_sent, st.probes_answered, st.unplaced_events),
-            (1, 0, 1)
+            (
+                st.probes_sent,
+                st.probes_answered,
+                st.probes_timed_out,
+                st.unplaced_events
+            ),
+            (1, 0, 1, 1)
         );
     }
 
@@ -395,5 +404,39 @@ mod tests {
         let (tl, st) = correlate(&veth_path(), 5, &[p], &e);
         assert!(tl.is_empty());
         assert_eq!(st.probes_out_of_order, 1);
+        assert_eq!((st.probes_answered, st.probes_timed_out), (1, 0));
+    }
+
+    #[test]
+    fn every_sent_probe_lands_in_exactly_one_count() {
+        // Five probes: matched, timed out, missing a hop, non-causal, matched.
+        let mut probes = Vec::new();
+        let mut events = Vec::new();
+        for seq in 0..5 {
+            let (mut p, mut e) = full_probe(seq, 1000 * (seq + 1));
+            match seq {
+                1 => p.recv_ns = None,
+                2 => {
+                    e.remove(2);
+                }
+                3 => e[3].ts_ns = 1000 * (seq + 1) + 70, // after the client's receive
+                _ => {}
+            }
+            probes.push(p);
+            events.extend(e);
+        }
+        let (tl, st) = correlate(&veth_path(), 5, &probes, &events);
+        assert_eq!(tl.len(), 2);
+        assert_eq!(
+            (
+                st.probes_sent,
+                st.probes_matched,
+                st.probes_timed_out,
+                st.probes_missing_hops,
+                st.probes_out_of_order
+            ),
+            (5, 2, 1, 1, 1)
+        );
+        assert_eq!(st.probes_answered, 4);
     }
 }
