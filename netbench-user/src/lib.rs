@@ -11,6 +11,7 @@ pub mod experiment;
 pub mod lab;
 pub mod netlink;
 pub mod netns;
+pub mod observer;
 pub mod plot;
 pub mod report;
 pub mod runqueue;

@@ -83,7 +83,7 @@ pub fn write_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, PlotErro
                 s.id.clone(),
                 vec![Bar {
                     value: b.mean,
-                    err: (b.ci95 > 0.0).then_some(b.ci95),
+                    err: b.ci95.filter(|c| *c > 0.0),
                     series: 0,
                 }],
             ))
@@ -350,7 +350,7 @@ mod tests {
             s.bandwidth_gbps = Some(RepStats {
                 mean: 20.0,
                 stddev: 1.0,
-                ci95: 2.0,
+                ci95: Some(2.0),
                 per_rep: vec![19.0, 21.0],
             });
             s.stages = ["client-tx-stack", "bridge", "server-stack-and-app"]

@@ -303,10 +303,10 @@ pub fn render(r: &Results) -> String {
         if let Some(bw) = &s.bandwidth_gbps {
             let _ = writeln!(
                 out,
-                "  bandwidth {:.2} Gbit/s (sd {:.2}, 95% CI +/- {:.2}, {} reps, tracing {})",
+                "  bandwidth {:.2} Gbit/s (sd {:.2}, 95% CI {}, {} reps, tracing {})",
                 bw.mean,
                 bw.stddev,
-                bw.ci95,
+                crate::stats::pm(bw.ci95, 2),
                 bw.per_rep.len(),
                 s.bandwidth_tracing.as_deref().unwrap_or("off")
             );

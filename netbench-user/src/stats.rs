@@ -60,22 +60,51 @@ pub fn summarize(samples_ns: &[u64]) -> Summary {
 pub struct RepStats {
     pub mean: f64,
     pub stddev: f64,
-    pub ci95: f64,
+    /// Half-width of the 95% confidence interval of the mean; `None` ("n/a") with fewer
+    /// than two repetitions, where there is no interval to give.
+    pub ci95: Option<f64>,
     pub per_rep: Vec<f64>,
 }
 
-/// Two-sided 97.5% quantile of Student's t for `df` degrees of freedom.
-fn t975(df: usize) -> f64 {
+/// Two-sided 95% (upper 97.5%) quantile of Student's t with `df` degrees of freedom;
+/// `None` for `df == 0`. The published 3-decimal table for `df <= 30` (error < 5e-4);
+/// above, the Cornish-Fisher expansion around the normal quantile (Abramowitz & Stegun
+/// 26.7.5), whose error there is below 1e-6.
+#[must_use]
+pub fn t975(df: usize) -> Option<f64> {
     const T: [f64; 30] = [
         12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
         2.052, 2.048, 2.045, 2.042,
     ];
     match df {
-        0 => f64::NAN,
-        1..=30 => T[df - 1],
-        _ => 1.96,
+        0 => None,
+        1..=30 => Some(T[df - 1]),
+        _ => {
+            #[expect(clippy::cast_precision_loss, reason = "degrees of freedom are small")]
+            let v = df as f64;
+            Some(t975_expansion(v))
+        }
     }
+}
+
+/// Cornish-Fisher expansion of the 97.5% t quantile in powers of `1/v` (four terms).
+fn t975_expansion(v: f64) -> f64 {
+    const Z: f64 = 1.959_963_984_540_054;
+    let z2 = Z * Z;
+    let g1 = Z * (z2 + 1.0) / 4.0;
+    let g2 = Z * ((5.0 * z2 + 16.0) * z2 + 3.0) / 96.0;
+    let g3 = Z * (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) / 384.0;
+    let g4 = Z * ((((79.0 * z2 + 776.0) * z2 + 1482.0) * z2 - 1920.0) * z2 - 945.0) / 92160.0;
+    Z + (g1 + (g2 + (g3 + g4 / v) / v) / v) / v
+}
+
+/// A confidence half-width for display: `+/- 0.20`, or `n/a` when there is none (one
+/// repetition), never `+/- 0`.
+#[must_use]
+pub fn pm(ci95: Option<f64>, digits: usize) -> String {
+    ci95.filter(|c| c.is_finite())
+        .map_or_else(|| "n/a".to_owned(), |c| format!("+/- {c:.digits$}"))
 }
 
 /// Statistics over per-repetition values.
@@ -91,9 +120,9 @@ pub fn rep_stats(per_rep: &[f64]) -> RepStats {
     let (stddev, ci95) = if n > 1 {
         let var = per_rep.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (nf - 1.0);
         let sd = var.sqrt();
-        (sd, t975(n - 1) * sd / nf.sqrt())
+        (sd, t975(n - 1).map(|t| t * sd / nf.sqrt()))
     } else {
-        (0.0, 0.0)
+        (0.0, None)
     };
     RepStats {
         mean,
@@ -124,8 +153,57 @@ mod tests {
         let r = rep_stats(&[1.0, 2.0, 3.0]);
         assert!((r.mean - 2.0).abs() < 1e-12);
         assert!((r.stddev - 1.0).abs() < 1e-12);
-        assert!((r.ci95 - 4.303 / 3f64.sqrt()).abs() < 1e-9);
-        assert!(rep_stats(&[5.0]).ci95.abs() < f64::EPSILON);
+        assert!((r.ci95.unwrap() - 4.303 / 3f64.sqrt()).abs() < 1e-9);
+        // One repetition has no interval: n/a, not +/- 0.
+        let one = rep_stats(&[5.0]);
+        assert_eq!((one.mean, one.ci95), (5.0, None));
+        assert_eq!(pm(one.ci95, 2), "n/a");
+        assert_eq!(pm(r.ci95, 2), "+/- 2.48");
         assert_eq!(rep_stats(&[]), RepStats::default());
+        // 41 repetitions: t(40) = 2.021, not the normal 1.96.
+        let many: Vec<f64> = (0..41).map(|i| f64::from(i % 2)).collect();
+        let m = rep_stats(&many);
+        let expected = 2.021_075 * m.stddev / 41f64.sqrt();
+        assert!((m.ci95.unwrap() - expected).abs() < 1e-5, "{m:?}");
+    }
+
+    #[test]
+    fn t_quantile_matches_published_values() {
+        assert_eq!(t975(0), None);
+        for (df, want) in [
+            (1, 12.706),
+            (2, 4.303),
+            (10, 2.228),
+            (30, 2.042),
+            (31, 2.040),
+            (40, 2.021),
+            (60, 2.000),
+            (100, 1.984),
+            (120, 1.980),
+            (1000, 1.962),
+            (100_000, 1.960),
+        ] {
+            let got = t975(df).unwrap();
+            assert!((got - want).abs() < 1e-3, "df {df}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn t_expansion_agrees_with_the_table_where_both_apply() {
+        // The expansion is what serves df > 30; check it against the table (rounded to
+        // 3 decimals) where it is not used, from df 10 (its worst there) to 30.
+        for df in 10..=30u32 {
+            let table = t975(df as usize).unwrap();
+            let approx = t975_expansion(f64::from(df));
+            assert!(
+                (table - approx).abs() < 6e-4,
+                "df {df}: {table} vs {approx}"
+            );
+        }
+        // At df 5 it would be off by 3e-4, at df 3 by 4e-3: hence the table below 31.
+        assert!((t975_expansion(3.0) - 3.182).abs() > 3e-3);
+        // Decreasing towards z with no jump at the table's end.
+        assert!(t975(30).unwrap() > t975(31).unwrap());
+        assert!(t975(31).unwrap() - t975(32).unwrap() < 3e-3);
     }
 }

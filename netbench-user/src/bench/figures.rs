@@ -78,7 +78,7 @@ pub fn ratio_ci(values: &[f64], reference: &[f64]) -> Option<RatioCi> {
     );
     let ratio = ratio_of(a.mean, b.mean)?;
     (a.mean != 0.0).then_some(())?;
-    let rel = ((a.ci95 / a.mean).powi(2) + (b.ci95 / b.mean).powi(2)).sqrt();
+    let rel = ((a.ci95.unwrap_or(0.0) / a.mean).powi(2) + (b.ci95.unwrap_or(0.0) / b.mean).powi(2)).sqrt();
     let enough = values.len() > 1 && reference.len() > 1;
     Some(RatioCi {
         ratio,

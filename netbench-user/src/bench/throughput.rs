@@ -134,7 +134,7 @@ pub async fn measure(
                 mode: mode.name(),
                 what: mode.what(),
                 loss_pct: (!off).then_some(stats.mean),
-                loss_ci95_pct: (!off && losses.len() > 1).then_some(stats.ci95),
+                loss_ci95_pct: stats.ci95.filter(|_| !off && losses.len() > 1),
                 loss_median_pct: (!off).then(|| median(&losses)).flatten(),
                 gbps: rep_stats(&a.gbps),
                 probes_seen: a.probes_seen,

@@ -104,7 +104,7 @@ pub fn table(r: &Results) -> String {
                     out,
                     "{:<width$}  {status:<11}  {:>15}  {:>9.1}  {:>9.1}  {:>6.1}%  {}",
                     s.id,
-                    format!("{:.2} +/- {:.2}", bw.mean, bw.ci95),
+                    format!("{:.2} {}", bw.mean, crate::stats::pm(bw.ci95, 2)),
                     rtt.summary.p50,
                     rtt.summary.p99,
                     matched_pct(s),
@@ -298,7 +298,7 @@ mod tests {
         s.bandwidth_gbps = Some(RepStats {
             mean: bw,
             stddev: 0.1,
-            ci95: 0.2,
+            ci95: Some(0.2),
             per_rep: vec![bw],
         });
         s.stages = stages;
