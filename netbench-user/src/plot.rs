@@ -1,6 +1,9 @@
 //! Plots of a results directory, drawn from `results.json` alone (plotters, SVG):
-//! `rtt.svg` (p50 and p99 per scenario), `bandwidth.svg` (mean with the 95% confidence
-//! interval), `stages.svg` (each scenario's mean round trip split into its stages).
+//! `rtt.svg` (p50 and p99 per scenario: the untraced round trip where measured),
+//! `bandwidth.svg` (mean with the 95% confidence interval), `stages.svg` (each
+//! scenario's mean traced round trip split into its stages) and `observer.svg` (traced /
+//! untraced p50 and p99, with their 95% confidence intervals). Failed and unsupported
+//! scenarios are in none of them.
 //!
 //! SVG only: this build of plotters has no font rasteriser (its `ttf` feature is off),
 //! so a PNG could carry bars but no labels. An SVG opens in any browser and converts to
@@ -13,7 +16,7 @@ use plotters::{
     style::text_anchor::{HPos, Pos, VPos},
 };
 
-use crate::report::{Results, Scenario, Status};
+use crate::report::{Results, RttSource, Scenario};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -38,7 +41,7 @@ pub fn write_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, PlotErro
     let with_rtt: Vec<&Scenario> = results
         .scenarios
         .iter()
-        .filter(|s| s.status != Status::Unsupported && s.rtt_us.is_some())
+        .filter(|s| s.quoted_rtt().is_some())
         .collect();
     let mut written = Vec::new();
     if with_rtt.is_empty() {
@@ -46,29 +49,33 @@ pub fn write_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, PlotErro
     }
     let rows: Vec<(String, Vec<Bar>)> = with_rtt
         .iter()
-        .map(|s| {
-            let r = s.rtt_us.as_ref().map(|r| r.summary).unwrap_or_default();
-            (
-                s.id.clone(),
+        .filter_map(|s| {
+            let (r, source) = s.quoted_rtt()?;
+            let label = match source {
+                RttSource::Untraced => s.id.clone(),
+                RttSource::Traced => format!("{} (traced)", s.id),
+            };
+            Some((
+                label,
                 vec![
                     Bar {
-                        value: r.p50,
+                        value: r.summary.p50,
                         err: None,
                         series: 0,
                     },
                     Bar {
-                        value: r.p99,
+                        value: r.summary.p99,
                         err: None,
                         series: 1,
                     },
                 ],
-            )
+            ))
         })
         .collect();
     let path = dir.join("rtt.svg");
     bars(
         &path,
-        "Round-trip time per scenario",
+        "Round-trip time per scenario (untraced probes where measured)",
         "microseconds",
         &rows,
         &["p50", "p99"],
@@ -111,7 +118,36 @@ pub fn write_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, PlotErro
         stacked(&path, &staged)?;
         written.push(path);
     }
+
+    let observed = observer_rows(&with_rtt);
+    if !observed.is_empty() {
+        let path = dir.join("observer.svg");
+        bars(
+            &path,
+            "Observer effect: traced / untraced round trip (1 = no effect; 95% CI)",
+            "ratio",
+            &observed,
+            &["p50", "p99"],
+        )?;
+        written.push(path);
+    }
     Ok(written)
+}
+
+/// Traced / untraced p50 and p99 of the scenarios with an observer effect.
+fn observer_rows(scenarios: &[&Scenario]) -> Vec<(String, Vec<Bar>)> {
+    scenarios
+        .iter()
+        .filter_map(|s| {
+            let e = s.observer_effect.as_ref()?;
+            let bar = |r: &crate::observer::Ratio, series| Bar {
+                value: r.ratio,
+                err: r.ci95.filter(|c| c.is_finite() && *c > 0.0),
+                series,
+            };
+            Some((s.id.clone(), vec![bar(&e.p50, 0), bar(&e.p99, 1)]))
+        })
+        .collect()
 }
 
 fn draw_err(path: &Path) -> impl Fn(String) -> PlotError + '_ {
@@ -272,7 +308,7 @@ fn stacked(path: &Path, scenarios: &[&Scenario]) -> Result<(), PlotError> {
     let labels: Vec<String> = scenarios.iter().map(|s| s.id.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "Where the round trip goes: mean stage times per scenario",
+            "Where the round trip goes: mean stage times per scenario (traced probes)",
             ("sans-serif", 20),
         )
         .margin(15)
@@ -321,7 +357,8 @@ fn stacked(path: &Path, scenarios: &[&Scenario]) -> Result<(), PlotError> {
 mod tests {
     use super::*;
     use crate::{
-        report::{Env, Rtt},
+        observer::{ObserverEffect, Ratio},
+        report::{Env, Rtt, Status},
         stages::StageResult,
         stats::{RepStats, Summary},
     };
@@ -345,7 +382,7 @@ mod tests {
                     p99: p50 * 3.0,
                     p999: p50 * 4.0,
                 },
-                per_rep_p50: vec![p50],
+                per_rep_p50: vec![Some(p50)],
             });
             s.bandwidth_gbps = Some(RepStats {
                 mean: 20.0,
@@ -404,5 +441,69 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn quotes_untraced_plots_the_observer_effect_and_leaves_out_failed() {
+        let mut r = results();
+        let s = &mut r.scenarios[0];
+        let mut untraced = s.rtt_us.clone().unwrap();
+        untraced.summary.p50 = 25.5;
+        untraced.summary.p99 = 77.5;
+        s.rtt_untraced_us = Some(untraced);
+        if let Some(traced) = s.rtt_us.as_mut() {
+            traced.summary.p50 = 33.3;
+            traced.summary.p99 = 66.6;
+        }
+        let ratio = |ratio, ci95| Ratio {
+            ratio,
+            mean_of_pairs: ratio,
+            ci95,
+            per_pair: vec![ratio],
+        };
+        s.observer_effect = Some(ObserverEffect {
+            p50: ratio(1.18, Some(0.04)),
+            p99: ratio(1.16, None),
+            pairs: 2,
+            pairs_skipped: 0,
+        });
+        // A failed scenario that still carries figures: plotted nowhere.
+        let mut failed = r.scenarios[1].clone();
+        failed.id = "runsc-bridge-bridge-none".into();
+        failed.status = Status::Failed;
+        r.scenarios.push(failed);
+        let dir = std::env::temp_dir().join(format!("nb-plot-test2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = write_all(&r, &dir).unwrap();
+        assert_eq!(files.len(), 4);
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        // The texts of an SVG, trimmed.
+        let texts = |svg: &str| -> Vec<String> {
+            svg.split("</text>")
+                .filter_map(|part| part.rsplit_once('>').map(|(_, t)| t.trim().to_owned()))
+                .collect()
+        };
+        let rtt = texts(&read("rtt.svg"));
+        let has = |texts: &[String], t: &str| texts.iter().any(|x| x == t);
+        assert!(
+            has(&rtt, "25.5") && has(&rtt, "77.5"),
+            "untraced quoted: {rtt:?}"
+        );
+        assert!(
+            !has(&rtt, "33.3") && !has(&rtt, "66.6"),
+            "traced round trip of the untraced scenario: {rtt:?}"
+        );
+        assert!(has(&rtt, "runc-bridge-bridge-cpu (traced)"), "{rtt:?}");
+        assert!(has(&rtt, "runc-bridge-bridge-none"), "{rtt:?}");
+        let observer = texts(&read("observer.svg"));
+        assert!(
+            has(&observer, "1.2") && has(&observer, "runc-bridge-bridge-none"),
+            "{observer:?}"
+        );
+        assert!(!has(&observer, "runc-bridge-bridge-cpu"), "{observer:?}");
+        for f in ["rtt.svg", "bandwidth.svg", "stages.svg", "observer.svg"] {
+            assert!(!read(f).contains("runsc"), "{f} shows a failed scenario");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,10 +1,18 @@
-//! The terminal summary of a run: one line per scenario (bandwidth, RTT p50/p99, probes
-//! matched, the two largest stages) and headline findings computed from the results.
+//! The terminal summary of a run: one line per scenario (bandwidth, the round trip to
+//! quote, the observer effect, probes matched, the two largest stages) and headline
+//! findings computed from the results.
+//!
+//! The round trip quoted is the untraced one where it was measured; stages always come
+//! from the traced probes. Failed and unsupported scenarios show their reason only.
 use std::fmt::Write as _;
 
-use crate::report::{Results, Scenario, Status};
+use crate::{
+    observer::Ratio,
+    report::{OBSERVER_LIMIT, Results, RttSource, Scenario, Status},
+    stats::Summary,
+};
 
-/// The two stages with the largest mean, as `name mean (share)`.
+/// The `n` stages with the largest mean, as `name mean (share)`.
 #[must_use]
 pub fn top_stages(s: &Scenario, n: usize) -> String {
     let mut stages: Vec<_> = s.stages.iter().collect();
@@ -24,50 +32,67 @@ pub fn top_stages(s: &Scenario, n: usize) -> String {
         .join(", ")
 }
 
-fn matched_pct(s: &Scenario) -> f64 {
-    if s.probes_sent == 0 {
-        return 0.0;
+/// `x1.04 +/- 0.02`, or `x1.10 (n/a)` without an interval.
+fn ratio_short(r: &Ratio) -> String {
+    match r.ci95.filter(|c| c.is_finite()) {
+        Some(ci) => format!("x{:.2} +/- {ci:.2}", r.ratio),
+        None => format!("x{:.2} (n/a)", r.ratio),
     }
-    #[expect(clippy::cast_precision_loss, reason = "probe counts are small")]
-    let pct = s.probes_matched as f64 * 100.0 / s.probes_sent as f64;
-    pct
+}
+
+/// The observer effect as `p50 x1.04 +/- 0.02, p99 x1.10 (n/a)`, or `-`.
+fn observer_short(s: &Scenario) -> String {
+    s.observer_effect.as_ref().map_or_else(
+        || "-".to_owned(),
+        |e| format!("p50 {}, p99 {}", ratio_short(&e.p50), ratio_short(&e.p99)),
+    )
+}
+
+/// `failed: why` / `unsupported: why` for a scenario without figures.
+fn no_figures(s: &Scenario) -> String {
+    format!(
+        "{}: {}: {}",
+        s.id,
+        s.status.name(),
+        s.reason.as_deref().unwrap_or("")
+    )
 }
 
 /// One line for a finished scenario (printed as the run goes).
 #[must_use]
 pub fn scenario_line(s: &Scenario) -> String {
-    match s.status {
-        Status::Unsupported => format!(
-            "{}: unsupported: {}",
-            s.id,
-            s.reason.as_deref().unwrap_or("")
-        ),
-        Status::Failed if s.rtt_us.is_none() => {
-            format!("{}: FAILED: {}", s.id, s.reason.as_deref().unwrap_or(""))
-        }
-        _ => {
-            let rtt = s.rtt_us.as_ref().map(|r| r.summary).unwrap_or_default();
-            let bw = s.bandwidth_gbps.as_ref().map_or(0.0, |b| b.mean);
-            let mut line = format!(
-                "{}: {} reps, RTT p50 {:.1} us p99 {:.1} us, {:.2} Gbit/s, {:.1}% probes matched; top: {}",
-                s.id,
-                s.rtt_us.as_ref().map_or(0, |r| r.per_rep_p50.len()),
-                rtt.p50,
-                rtt.p99,
-                bw,
-                matched_pct(s),
-                top_stages(s, 2)
-            );
-            if s.status == Status::Failed {
-                let _ = write!(line, " (FAILED: {})", s.reason.as_deref().unwrap_or(""));
-            }
-            line
-        }
+    let Some((rtt, source)) = s.quoted_rtt() else {
+        return no_figures(s);
+    };
+    let bw = s.bandwidth_gbps.as_ref().map_or_else(
+        || "no bandwidth".to_owned(),
+        |b| format!("{:.2} Gbit/s", b.mean),
+    );
+    let reps = s
+        .rtt_us
+        .as_ref()
+        .or(s.rtt_untraced_us.as_ref())
+        .map_or(0, |r| r.per_rep_p50.len());
+    let mut line = format!(
+        "{}: {reps} reps, RTT p50 {:.1} us p99 {:.1} us ({}), {bw}, {:.1}% probes matched",
+        s.id,
+        rtt.summary.p50,
+        rtt.summary.p99,
+        source.name(),
+        s.matched_pct(),
+    );
+    if let Some(e) = &s.observer_effect {
+        let _ = write!(line, "; {}", e.describe());
     }
+    let _ = write!(line, "; top stages (traced): {}", top_stages(s, 2));
+    if s.status == Status::Degraded {
+        let _ = write!(line, " (degraded: {})", s.reason.as_deref().unwrap_or(""));
+    }
+    line
 }
 
-/// The results table: one row per scenario; reasons (why unsupported or failed) are
-/// numbered notes below it, each reason once.
+/// The results table: one row per scenario; reasons (why degraded, unsupported or
+/// failed) are numbered notes below it, each reason once.
 #[must_use]
 pub fn table(r: &Results) -> String {
     let width = r
@@ -78,8 +103,8 @@ pub fn table(r: &Results) -> String {
         .unwrap_or(8)
         .max(8);
     let mut out = format!(
-        "{:<width$}  {:<11}  {:>15}  {:>9}  {:>9}  {:>7}  TOP STAGES (mean, share of RTT)\n",
-        "SCENARIO", "STATUS", "BW Gbit/s", "p50 us", "p99 us", "MATCHED"
+        "{:<width$}  {:<14}  {:>15}  {:>9}  {:>9}  {:<38}  {:>7}  TOP STAGES (traced; mean, share of RTT)\n",
+        "SCENARIO", "STATUS", "BW Gbit/s", "p50 us", "p99 us", "TRACING MOVED RTT", "MATCHED"
     );
     let mut notes: Vec<String> = Vec::new();
     let mut note = |reason: Option<&str>| -> String {
@@ -92,29 +117,42 @@ pub fn table(r: &Results) -> String {
         });
         format!("({})", n + 1)
     };
+    let mut any_traced = false;
     for s in &r.scenarios {
         let status = match s.status {
             Status::Ok => "ok".to_owned(),
-            Status::Unsupported => format!("unsupported{}", note(s.reason.as_deref())),
-            Status::Failed => format!("FAILED{}", note(s.reason.as_deref())),
+            other => format!("{}{}", other.name(), note(s.reason.as_deref())),
         };
-        match (&s.rtt_us, &s.bandwidth_gbps) {
-            (Some(rtt), Some(bw)) => {
-                let _ = writeln!(
-                    out,
-                    "{:<width$}  {status:<11}  {:>15}  {:>9.1}  {:>9.1}  {:>6.1}%  {}",
-                    s.id,
-                    format!("{:.2} {}", bw.mean, crate::stats::pm(bw.ci95, 2)),
-                    rtt.summary.p50,
-                    rtt.summary.p99,
-                    matched_pct(s),
-                    top_stages(s, 2)
-                );
-            }
-            _ => {
-                let _ = writeln!(out, "{:<width$}  {status}", s.id);
-            }
-        }
+        let Some((rtt, source)) = s.quoted_rtt() else {
+            let _ = writeln!(out, "{:<width$}  {status}", s.id);
+            continue;
+        };
+        let mark = if source == RttSource::Traced {
+            any_traced = true;
+            "*"
+        } else {
+            ""
+        };
+        let bw = s.bandwidth_gbps.as_ref().map_or_else(
+            || "-".to_owned(),
+            |b| match b.ci95.filter(|c| c.is_finite()) {
+                Some(ci) => format!("{:.2} +/- {ci:.2}", b.mean),
+                None => format!("{:.2} (n/a)", b.mean),
+            },
+        );
+        let _ = writeln!(
+            out,
+            "{:<width$}  {status:<14}  {bw:>15}  {:>9}  {:>9}  {:<38}  {:>6.1}%  {}",
+            s.id,
+            format!("{:.1}{mark}", rtt.summary.p50),
+            format!("{:.1}{mark}", rtt.summary.p99),
+            observer_short(s),
+            s.matched_pct(),
+            top_stages(s, 2)
+        );
+    }
+    if any_traced {
+        out.push_str("* traced probes: no untraced round trip was measured\n");
     }
     for (i, reason) in notes.iter().enumerate() {
         let _ = writeln!(out, "({}) {reason}", i + 1);
@@ -122,19 +160,29 @@ pub fn table(r: &Results) -> String {
     out
 }
 
-/// Headline findings: the stress effect per runtime and pair (and which stage moved
-/// most, so "stress made it faster" comes with its cause), the extremes, and what could
-/// not run.
+/// Headline findings: tracing that moved a round trip by more than 5%, the stress
+/// effect per runtime and pair (and which stage moved most, so "stress made it faster"
+/// comes with its cause), the extremes, and what was degraded or could not run.
 #[must_use]
 pub fn findings(r: &Results) -> Vec<String> {
-    let ok: Vec<&Scenario> = r
+    let shown: Vec<&Scenario> = r
         .scenarios
         .iter()
-        .filter(|s| s.status == Status::Ok && s.rtt_us.is_some())
+        .filter(|s| s.quoted_rtt().is_some())
         .collect();
     let mut out = Vec::new();
-    for base in ok.iter().filter(|s| s.stress == "none") {
-        if let Some(stressed) = ok.iter().find(|s| {
+    for s in &shown {
+        if let Some(e) = s.observer_exceeds() {
+            out.push(format!(
+                "{}: tracing moved this round trip by more than {:.0}%: {}",
+                s.id,
+                OBSERVER_LIMIT * 100.0,
+                e.describe()
+            ));
+        }
+    }
+    for base in shown.iter().filter(|s| s.stress == "none") {
+        if let Some(stressed) = shown.iter().find(|s| {
             s.stress == "cpu"
                 && s.runtime == base.runtime
                 && s.client_driver == base.client_driver
@@ -143,15 +191,16 @@ pub fn findings(r: &Results) -> Vec<String> {
             out.extend(stress_effect(base, stressed));
         }
     }
-    if let Some(fast) = ok.iter().min_by(|a, b| p50(a).total_cmp(&p50(b))) {
+    if let Some(fast) = shown.iter().min_by(|a, b| p50(a).total_cmp(&p50(b))) {
+        let source = fast.quoted_rtt().map_or("traced", |(_, s)| s.name());
         out.push(format!(
-            "lowest RTT p50: {} ({:.1} us; largest stage {})",
+            "lowest RTT p50: {} ({:.1} us, {source}; largest stage {})",
             fast.id,
             p50(fast),
             top_stages(fast, 1)
         ));
     }
-    if let Some(bw) = ok
+    if let Some(bw) = shown
         .iter()
         .filter(|s| s.bandwidth_gbps.is_some())
         .max_by(|a, b| gbps(a).total_cmp(&gbps(b)))
@@ -162,44 +211,50 @@ pub fn findings(r: &Results) -> Vec<String> {
             gbps(bw)
         ));
     }
-    let low: Vec<String> = ok
+    let low: Vec<String> = shown
         .iter()
-        .filter(|s| matched_pct(s) < 99.0)
-        .map(|s| format!("{} {:.1}%", s.id, matched_pct(s)))
+        .filter(|s| s.status == Status::Degraded)
+        .map(|s| format!("{} {:.1}%", s.id, s.matched_pct()))
         .collect();
     if !low.is_empty() {
         out.push(format!(
-            "fewer than 99% of probes matched on every hop: {}",
+            "degraded, fewer than 99% of probes matched on every hop: {}",
             low.join(", ")
         ));
     }
-    let unsupported = r
-        .scenarios
-        .iter()
-        .filter(|s| s.status == Status::Unsupported)
-        .count();
-    if unsupported > 0 {
-        out.push(format!(
-            "{unsupported} scenario(s) unsupported on this host (reasons in the table and results.json)"
-        ));
-    }
-    let failed = r
-        .scenarios
-        .iter()
-        .filter(|s| s.status == Status::Failed)
-        .count();
-    if failed > 0 {
-        out.push(format!(
-            "{failed} scenario(s) FAILED (reasons in the table)"
-        ));
+    for (status, what) in [
+        (
+            Status::Unsupported,
+            "unsupported on this host (reasons in the table and results.json)",
+        ),
+        (Status::Failed, "failed (reasons in the table)"),
+    ] {
+        let n = r.scenarios.iter().filter(|s| s.status == status).count();
+        if n > 0 {
+            out.push(format!("{n} scenario(s) {what}"));
+        }
     }
     out
 }
 
+/// The round trips to compare for two scenarios: both untraced when both were
+/// measured so, else both traced.
+fn comparable<'a>(a: &'a Scenario, b: &'a Scenario) -> Option<(Summary, Summary, RttSource)> {
+    if let (Some(x), Some(y)) = (&a.rtt_untraced_us, &b.rtt_untraced_us) {
+        return Some((x.summary, y.summary, RttSource::Untraced));
+    }
+    Some((
+        a.rtt_us.as_ref()?.summary,
+        b.rtt_us.as_ref()?.summary,
+        RttSource::Traced,
+    ))
+}
+
 /// How CPU stress changed one runtime and pair: RTT p50, bandwidth, and the stage whose
-/// mean moved most (stage means add up to the mean round trip; percentiles do not).
+/// mean moved most (stage means add up to the mean traced round trip; percentiles do
+/// not).
 fn stress_effect(base: &Scenario, stressed: &Scenario) -> Option<String> {
-    let (a, b) = (base.rtt_us.as_ref()?, stressed.rtt_us.as_ref()?);
+    let (a, b, source) = comparable(base, stressed)?;
     let pct = |from: f64, to: f64| {
         if from > 0.0 {
             (to - from) / from * 100.0
@@ -208,13 +263,14 @@ fn stress_effect(base: &Scenario, stressed: &Scenario) -> Option<String> {
         }
     };
     let mut line = format!(
-        "{} {}/{}: CPU stress moved RTT p50 {:.1} -> {:.1} us ({:+.0}%)",
+        "{} {}/{}: CPU stress moved RTT p50 ({}) {:.1} -> {:.1} us ({:+.0}%)",
         base.runtime,
         base.client_driver,
         base.server_driver,
-        a.summary.p50,
-        b.summary.p50,
-        pct(a.summary.p50, b.summary.p50)
+        source.name(),
+        a.p50,
+        b.p50,
+        pct(a.p50, b.p50)
     );
     if let (Some(x), Some(y)) = (&base.bandwidth_gbps, &stressed.bandwidth_gbps) {
         let _ = write!(
@@ -236,10 +292,10 @@ fn stress_effect(base: &Scenario, stressed: &Scenario) -> Option<String> {
     if let Some((name, from, to)) = moved {
         let _ = write!(
             line,
-            "; the stage whose mean moved most: {name} {from:.1} -> {to:.1} us"
+            "; the stage whose mean moved most (traced): {name} {from:.1} -> {to:.1} us"
         );
     }
-    if b.summary.p50 < a.summary.p50 {
+    if b.p50 < a.p50 {
         line.push_str(
             " (faster under load: with every CPU busy no core sits in an idle state, so \
              wake-ups skip the idle exit that an idle host pays)",
@@ -249,7 +305,7 @@ fn stress_effect(base: &Scenario, stressed: &Scenario) -> Option<String> {
 }
 
 fn p50(s: &Scenario) -> f64 {
-    s.rtt_us.as_ref().map_or(f64::MAX, |r| r.summary.p50)
+    s.quoted_rtt().map_or(f64::MAX, |(r, _)| r.summary.p50)
 }
 
 fn gbps(s: &Scenario) -> f64 {
@@ -260,9 +316,10 @@ fn gbps(s: &Scenario) -> f64 {
 mod tests {
     use super::*;
     use crate::{
+        observer::ObserverEffect,
         report::{Env, Rtt},
         stages::StageResult,
-        stats::{RepStats, Summary},
+        stats::RepStats,
     };
 
     fn stage(name: &str, mean: f64, share: f64) -> StageResult {
@@ -279,12 +336,8 @@ mod tests {
         }
     }
 
-    fn ok(id: &str, stress: &str, p50: f64, bw: f64, stages: Vec<StageResult>) -> Scenario {
-        let mut s =
-            Scenario::unsupported(id.into(), "runc", "bridge", "bridge", stress, String::new());
-        s.status = Status::Ok;
-        s.reason = None;
-        s.rtt_us = Some(Rtt {
+    fn rtt(p50: f64) -> Rtt {
+        Rtt {
             summary: Summary {
                 count: 10,
                 mean: p50,
@@ -293,18 +346,41 @@ mod tests {
                 p99: p50 * 2.0,
                 p999: p50 * 3.0,
             },
-            per_rep_p50: vec![p50],
-        });
+            per_rep_p50: vec![Some(p50)],
+        }
+    }
+
+    fn ok(id: &str, stress: &str, p50: f64, bw: f64, stages: Vec<StageResult>) -> Scenario {
+        let mut s =
+            Scenario::unsupported(id.into(), "runc", "bridge", "bridge", stress, String::new());
+        s.status = Status::Ok;
+        s.reason = None;
+        s.rtt_us = Some(rtt(p50));
         s.bandwidth_gbps = Some(RepStats {
             mean: bw,
             stddev: 0.1,
             ci95: Some(0.2),
-            per_rep: vec![bw],
+            per_rep: vec![bw, bw],
         });
         s.stages = stages;
         s.probes_sent = 100;
         s.probes_matched = 100;
         s
+    }
+
+    fn effect(p50: f64, p99: f64, ci: Option<f64>) -> ObserverEffect {
+        let r = |ratio| Ratio {
+            ratio,
+            mean_of_pairs: ratio,
+            ci95: ci,
+            per_pair: vec![ratio],
+        };
+        ObserverEffect {
+            p50: r(p50),
+            p99: r(p99),
+            pairs: 2,
+            pairs_skipped: 0,
+        }
     }
 
     #[test]
@@ -339,8 +415,9 @@ mod tests {
             "Kata cannot use the host driver".into(),
         ));
         let t = table(&r);
-        assert!(t.contains("runc-bridge-bridge-none  ok"), "{t}");
+        assert!(t.contains("runc-bridge-bridge-none  ok "), "{t}");
         assert!(t.contains("20.00 +/- 0.20"), "{t}");
+        assert!(t.contains("30.0*"), "{t}");
         assert!(
             t.contains("server-stack-and-app 20.0 us (66%), bridge 2.0 us (7%)"),
             "{t}"
@@ -349,21 +426,150 @@ mod tests {
             t.contains("kata-host-bridge-none    unsupported(1)\n"),
             "{t}"
         );
+        assert!(
+            t.contains("* traced probes: no untraced round trip was measured\n"),
+            "{t}"
+        );
         assert!(t.ends_with("(1) Kata cannot use the host driver\n"), "{t}");
         let f = findings(&r);
         assert!(
-            f[0].starts_with("runc bridge/bridge: CPU stress moved RTT p50 30.0 -> 10.0 us (-67%), bandwidth 20.00 -> 10.00 Gbit/s (-50%); the stage whose mean moved most: server-stack-and-app 20.0 -> 4.0 us"),
+            f[0].starts_with("runc bridge/bridge: CPU stress moved RTT p50 (traced) 30.0 -> 10.0 us (-67%), bandwidth 20.00 -> 10.00 Gbit/s (-50%); the stage whose mean moved most (traced): server-stack-and-app 20.0 -> 4.0 us"),
             "{f:?}"
         );
         assert!(
             f.iter()
-                .any(|l| l.starts_with("lowest RTT p50: runc-bridge-bridge-cpu"))
+                .any(|l| l.starts_with("lowest RTT p50: runc-bridge-bridge-cpu (10.0 us, traced;"))
         );
         assert!(f.iter().any(|l| l.starts_with("1 scenario(s) unsupported")));
         let line = scenario_line(&r.scenarios[0]);
         assert!(
-            line.contains("RTT p50 30.0 us p99 60.0 us, 20.00 Gbit/s, 100.0% probes matched"),
+            line.contains(
+                "RTT p50 30.0 us p99 60.0 us (traced), 20.00 Gbit/s, 100.0% probes matched"
+            ),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn untraced_round_trip_is_quoted_with_the_observer_effect() {
+        let mut s = ok(
+            "runc-bridge-bridge-none",
+            "none",
+            30.0,
+            20.0,
+            vec![stage("bridge", 30.0, 1.0)],
+        );
+        s.rtt_untraced_us = Some(rtt(25.0));
+        s.observer_effect = Some(effect(1.2, 1.02, Some(0.03)));
+        let mut stressed = ok(
+            "runc-bridge-bridge-cpu",
+            "cpu",
+            40.0,
+            20.0,
+            vec![stage("bridge", 40.0, 1.0)],
+        );
+        stressed.rtt_untraced_us = Some(rtt(35.0));
+        stressed.observer_effect = Some(effect(1.01, 1.02, None));
+        let mut r = Results::new(Env::default(), serde_json::json!({}));
+        r.scenarios.push(s);
+        r.scenarios.push(stressed);
+        let line = scenario_line(&r.scenarios[0]);
+        assert!(
+            line.contains(
+                "RTT p50 25.0 us p99 50.0 us (untraced), 20.00 Gbit/s, 100.0% probes matched; \
+                 tracing moved p50 x1.20 (95% CI 1.17..1.23), p99 x1.02 (95% CI 0.99..1.05); \
+                 top stages (traced): bridge"
+            ),
+            "{line}"
+        );
+        let t = table(&r);
+        assert!(
+            t.contains("25.0       50.0  p50 x1.20 +/- 0.03, p99 x1.02 +/- 0.03"),
+            "{t}"
+        );
+        assert!(t.contains("p50 x1.01 (n/a), p99 x1.02 (n/a)"), "{t}");
+        assert!(!t.contains('*'), "{t}");
+        let f = findings(&r);
+        assert_eq!(
+            f[0],
+            "runc-bridge-bridge-none: tracing moved this round trip by more than 5%: \
+             tracing moved p50 x1.20 (95% CI 1.17..1.23), p99 x1.02 (95% CI 0.99..1.05)"
+        );
+        // Only the scenario over 5% is named.
+        assert!(
+            !f.iter()
+                .any(|l| l.starts_with("runc-bridge-bridge-cpu: tracing")),
+            "{f:?}"
+        );
+        // Stress compares untraced with untraced.
+        assert!(
+            f.iter()
+                .any(|l| l.contains("CPU stress moved RTT p50 (untraced) 25.0 -> 35.0 us (+40%)")),
+            "{f:?}"
+        );
+        // Both not untraced: compare the traced round trips.
+        r.scenarios[1].rtt_untraced_us = None;
+        assert!(
+            findings(&r)
+                .iter()
+                .any(|l| l.contains("CPU stress moved RTT p50 (traced) 30.0 -> 40.0 us")),
+        );
+    }
+
+    #[test]
+    fn failed_and_degraded_scenarios() {
+        // Failed after figures were recorded (the gVisor case): none of them shows.
+        let mut failed = ok("runsc-bridge-bridge-none", "none", 0.0, 0.51, Vec::new());
+        failed.status = Status::Failed;
+        failed.reason = Some("no probe was seen at every hop".into());
+        let mut degraded = ok(
+            "runc-bridge-bridge-none",
+            "none",
+            30.0,
+            20.0,
+            vec![stage("bridge", 30.0, 1.0)],
+        );
+        degraded.status = Status::Degraded;
+        degraded.reason = Some("only 97.0% of probes matched (missing hops 3)".into());
+        degraded.probes_matched = 97;
+        degraded.bandwidth_gbps = Some(crate::stats::rep_stats(&[20.0]));
+        let mut r = Results::new(Env::default(), serde_json::json!({}));
+        r.scenarios.push(failed);
+        r.scenarios.push(degraded);
+        assert_eq!(
+            scenario_line(&r.scenarios[0]),
+            "runsc-bridge-bridge-none: failed: no probe was seen at every hop"
+        );
+        let t = table(&r);
+        assert!(t.contains("runsc-bridge-bridge-none  failed(1)\n"), "{t}");
+        assert!(!t.contains("0.51"), "{t}");
+        assert!(t.contains("degraded(2)"), "{t}");
+        assert!(t.contains("20.00 (n/a)"), "{t}");
+        assert!(!t.contains("+/- 0.00"), "{t}");
+        assert!(
+            t.contains("(2) only 97.0% of probes matched (missing hops 3)\n"),
+            "{t}"
+        );
+        let line = scenario_line(&r.scenarios[1]);
+        assert!(
+            line.ends_with("(degraded: only 97.0% of probes matched (missing hops 3))"),
+            "{line}"
+        );
+        let f = findings(&r);
+        assert!(
+            f.iter().any(|l| l
+                == "degraded, fewer than 99% of probes matched on every hop: runc-bridge-bridge-none 97.0%"),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|l| l == "1 scenario(s) failed (reasons in the table)"),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|l| l.starts_with("lowest RTT p50: runc-bridge-bridge-none")),
+            "{f:?}"
         );
     }
 }
