@@ -138,6 +138,26 @@ pub struct CorrelationStats {
     pub missing_by_point: Vec<(String, u64)>,
 }
 
+impl CorrelationStats {
+    /// Add another block's counts to these.
+    pub fn absorb(&mut self, o: Self) {
+        self.probes_sent += o.probes_sent;
+        self.probes_answered += o.probes_answered;
+        self.probes_timed_out += o.probes_timed_out;
+        self.probes_matched += o.probes_matched;
+        self.probes_missing_hops += o.probes_missing_hops;
+        self.probes_out_of_order += o.probes_out_of_order;
+        self.duplicate_events += o.duplicate_events;
+        self.unplaced_events += o.unplaced_events;
+        for (point, n) in o.missing_by_point {
+            match self.missing_by_point.iter_mut().find(|(p, _)| *p == point) {
+                Some((_, m)) => *m += n,
+                None => self.missing_by_point.push((point, n)),
+            }
+        }
+    }
+}
+
 /// Join `events` of run `run_id` with the agent's `probes` along `path`.
 #[must_use]
 pub fn correlate(

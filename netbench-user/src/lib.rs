@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod block;
 pub mod correlate;
 pub mod docker;
 pub mod doctor;
