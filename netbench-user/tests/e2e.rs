@@ -165,8 +165,8 @@ async fn assert_clean(swarm_before: &str, gwbridge_before: bool) {
 }
 
 /// A runc scenario of the matrix: ok, `reps` repetitions of `probes` probes, at least
-/// 99% matched on every hop, bandwidth measured untraced, stages named per pair and
-/// adding up to the mean round trip.
+/// 99% matched on every hop, bandwidth measured untraced, stages named per pair, an
+/// untraced round trip and the observer effect beside the traced one.
 fn check_traced_runc_scenario(s: &netbench::report::Scenario, reps: u32, probes: u64) {
     assert_eq!(s.status, Status::Ok, "{}: {:?}", s.id, s.reason);
     assert_eq!(s.probes_sent, u64::from(reps) * probes, "{}", s.id);
@@ -205,20 +205,30 @@ fn check_traced_runc_scenario(s: &netbench::report::Scenario, reps: u32, probes:
         _ => netbench::stages::BRIDGE_STAGES,
     };
     assert_eq!(names, expected, "{}", s.id);
-    let sum: f64 = s.stages.iter().map(|st| st.mean_us).sum();
     assert!(
-        (sum - rtt.summary.mean).abs() <= rtt.summary.mean * 0.01,
-        "{}: stages sum to {sum}, mean RTT {}",
+        rtt.per_rep_p50.iter().all(Option::is_some),
+        "{}: every repetition matched probes: {:?}",
         s.id,
-        rtt.summary.mean
+        rtt.per_rep_p50
     );
+    assert_eq!(s.events_lost, 0, "{}: a ring sized for the run loses nothing", s.id);
+    // The untraced round trip (what tables quote) and the observer effect, from the
+    // traced and untraced block pairs of every repetition.
+    let untraced = s.rtt_untraced_us.as_ref().expect("untraced rtt");
     assert!(
-        s.stages
-            .iter()
-            .all(|st| st.p50_us > 0.0 && st.p99_us >= st.p50_us),
+        untraced.summary.count * 100 >= u64::from(reps) * probes * 99,
+        "{}: untraced probes answered {}",
+        s.id,
+        untraced.summary.count
+    );
+    let effect = s.observer_effect.as_ref().expect("observer effect");
+    assert_eq!(
+        effect.pairs,
+        reps as usize * netbench::experiment::measure::PAIRS_PER_REP as usize,
         "{}",
         s.id
     );
+    assert!(effect.p50.ratio.is_finite() && effect.p50.ratio > 0.0, "{}", s.id);
 }
 
 #[tokio::test]

@@ -35,8 +35,8 @@ pub struct LatencyRep {
     /// The server stage split by the server's scheduler events (runc: the agent is the
     /// container's first process, on the host's scheduler).
     pub runqueue: Option<(crate::runqueue::Parts, crate::runqueue::SplitStats)>,
-    /// The agent's round trips of the traced and of the untraced block (ns).
-    pub pair: BlockPair,
+    /// The agent's round trips of each traced and untraced block pair (ns).
+    pub pairs: Vec<BlockPair>,
 }
 
 /// Index of the server's turnaround stage in a path, if it has one the host can see.
@@ -46,6 +46,7 @@ pub fn server_stage(path: &crate::correlate::PathSpec) -> Option<usize> {
 }
 
 /// Run one block of `rr` probes in the client container, traced along `plan` or not.
+#[expect(clippy::too_many_arguments, reason = "one block's whole context")]
 async fn rr_block(
     engine: &Engine,
     client: &str,
@@ -108,8 +109,13 @@ async fn rr_block(
     })
 }
 
-/// A traced and an untraced block of `rr` probes, in the order `traced_first` says
-/// (repetitions alternate it), on the same pair.
+/// Pairs of a traced and an untraced block per repetition: enough pairs over a
+/// scenario for a confidence interval of the observer effect.
+pub const PAIRS_PER_REP: u32 = 2;
+
+/// [`PAIRS_PER_REP`] pairs of a traced and an untraced block of `rr` probes (each mode
+/// `cfg.probes` in all) in ABBA order, starting with a traced block when
+/// `traced_first` (repetitions alternate it), on the same pair of containers.
 ///
 /// # Errors
 /// When tracing cannot attach, the agent fails, or its output is not understood.
@@ -124,44 +130,47 @@ pub async fn latency(
     server_pid: Option<u32>,
     traced_first: bool,
 ) -> Result<LatencyRep, ExperimentError> {
-    let mut traced = None;
-    let mut untraced = None;
-    for (i, t) in [traced_first, !traced_first].into_iter().enumerate() {
-        // Distinct run ids: a late reply of one block is never taken for the other's.
-        let id = run_id ^ (u32::try_from(i).unwrap_or(0) << 31);
-        let b = rr_block(engine, client, server_ip, plan, cfg, id, t, server_pid).await?;
-        if t {
-            traced = Some(b);
-        } else {
-            untraced = Some(b);
-        }
-    }
-    let (Some(traced), Some(untraced)) = (traced, untraced) else {
-        unreachable!("one block of each kind ran");
+    let block_cfg = RunConfig {
+        probes: (cfg.probes / u64::from(PAIRS_PER_REP)).max(1),
+        ..cfg.clone()
     };
-    let app = traced.app_probes();
-    let rtt: HashMap<u64, u64> = traced
-        .probes
-        .iter()
-        .filter_map(|p| p.rtt_ns.map(|r| (p.seq, r)))
-        .collect();
-    let events = &traced.trace.events;
-    let (timelines, stats) = correlate_rep(plan, traced.run_id, &app, &rtt, events);
-    let runqueue = server_stage(&plan.report_path())
-        .filter(|_| server_pid.is_some())
-        .map(|i| crate::runqueue::split_parts(&timelines, i, events));
-    Ok(LatencyRep {
-        timelines,
-        stats,
-        events_lost: traced.trace.events_lost(),
-        events: traced.trace.delivered,
-        reader_wakeups: traced.trace.reader.wakeups(),
-        runqueue,
-        pair: BlockPair {
-            traced_ns: traced.rtts_ns(),
-            untraced_ns: untraced.rtts_ns(),
-        },
-    })
+    let mut blocks = Vec::new();
+    for (i, t) in block::order(PAIRS_PER_REP).into_iter().enumerate() {
+        let traced = t == traced_first;
+        // Distinct run ids: a late reply of one block is never taken for another's.
+        let id = run_id ^ (u32::try_from(i).unwrap_or(0) << 28);
+        let b = rr_block(engine, client, server_ip, plan, &block_cfg, id, traced, server_pid)
+            .await?;
+        blocks.push(b);
+    }
+    let stage = server_stage(&plan.report_path()).filter(|_| server_pid.is_some());
+    let mut rep = LatencyRep {
+        pairs: block::pairs(&blocks),
+        ..LatencyRep::default()
+    };
+    for b in blocks.iter().filter(|b| b.traced) {
+        let rtt: HashMap<u64, u64> = b
+            .probes
+            .iter()
+            .filter_map(|p| p.rtt_ns.map(|r| (p.seq, r)))
+            .collect();
+        let events = &b.trace.events;
+        let (timelines, stats) = correlate_rep(plan, b.run_id, &b.app_probes(), &rtt, events);
+        if let Some(i) = stage {
+            let (parts, split) = crate::runqueue::split_parts(&timelines, i, events);
+            let (acc_parts, acc_split) = rep.runqueue.get_or_insert_with(Default::default);
+            for (acc, part) in acc_parts.iter_mut().zip(parts) {
+                acc.extend(part);
+            }
+            acc_split.add(split);
+        }
+        rep.timelines.extend(timelines);
+        rep.stats.absorb(stats);
+        rep.events_lost += b.trace.events_lost();
+        rep.events += b.trace.delivered;
+        rep.reader_wakeups += b.trace.reader.wakeups();
+    }
+    Ok(rep)
 }
 
 /// What one bandwidth measurement produced.

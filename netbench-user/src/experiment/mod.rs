@@ -581,11 +581,16 @@ impl Acc {
     fn add(&mut self, lat: measure::LatencyRep, bw: &measure::BandwidthRep) {
         let rtts: Vec<u64> = lat.timelines.iter().map(Timeline::rtt_ns).collect();
         self.rep_p50.push(p50(&rtts));
-        self.rep_untraced_p50.push(p50(&lat.pair.untraced_ns));
+        let untraced: Vec<u64> = lat
+            .pairs
+            .iter()
+            .flat_map(|p| p.untraced_ns.iter().copied())
+            .collect();
+        self.rep_untraced_p50.push(p50(&untraced));
         self.bandwidth.push(bw.gbps);
         self.stats.absorb(lat.stats);
         self.events_lost += lat.events_lost;
-        self.pairs.push(lat.pair);
+        self.pairs.extend(lat.pairs);
         self.timelines.extend(lat.timelines);
         if let Some((parts, stats)) = lat.runqueue {
             let (acc_parts, acc_stats) = self.runqueue.get_or_insert_with(Default::default);
@@ -604,20 +609,12 @@ impl Acc {
         bandwidth_tracing: &str,
     ) -> Scenario {
         let counts = ProbeCounts::from(&self.stats);
-        let (status, reason) = if self.rep_p50.is_empty() {
-            (Status::Failed, error)
-        } else {
-            decide_status(&counts, error)
-        };
+        let (status, reason) = decide_status(&counts, error);
         let mut s = base_scenario(spec, status, reason);
         if self.rep_p50.is_empty() {
             return s;
         }
-        s.probes_sent = counts.sent;
-        s.probes_matched = counts.matched;
-        s.probes_timed_out = counts.timed_out;
-        s.probes_non_causal = counts.non_causal;
-        s.probes_missing_hops = counts.missing_hops;
+        s.set_counts(&counts);
         s.events_lost = self.events_lost;
         if self.timelines.is_empty() {
             return s;
@@ -900,7 +897,7 @@ async fn repetition(
             cfg,
             probe_run_id(&state.run, index, rep),
             Some(pair.server.pid),
-            rep % 2 == 0,
+            rep.is_multiple_of(2),
         )
         .await;
         progress.measuring(false);
