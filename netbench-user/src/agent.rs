@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use nix::sched::{CloneFlags, setns};
+use nix::{
+    sched::{CloneFlags, CpuSet, sched_setaffinity, setns},
+    unistd::Pid,
+};
 use serde::Deserialize;
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader},
@@ -88,11 +91,11 @@ pub enum AgentError {
     Protocol { netns: String, msg: String },
 }
 
-/// A command for the agent that will run inside `ns`.
+/// A command for the agent that will run inside `ns`, pinned to `cpu` if given.
 ///
 /// # Errors
 /// When the agent is missing or the namespace cannot be opened.
-pub fn command_in(ns: &NetnsRef, args: &[String]) -> Result<Command, AgentError> {
+pub fn command_in(ns: &NetnsRef, args: &[String], cpu: Option<usize>) -> Result<Command, AgentError> {
     let bin = locate().map_err(AgentError::NotFound)?;
     let file = ns.open().map_err(|source| AgentError::Spawn {
         netns: ns.to_string(),
@@ -103,12 +106,29 @@ pub fn command_in(ns: &NetnsRef, args: &[String]) -> Result<Command, AgentError>
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(file) = file {
-        // SAFETY: between fork and exec only async-signal-safe work: one setns syscall
-        // on an fd opened before the fork.
+    let cpus = match cpu {
+        Some(c) => {
+            let mut set = CpuSet::new();
+            set.set(c).map_err(|e| AgentError::Spawn {
+                netns: ns.to_string(),
+                source: e.into(),
+            })?;
+            Some(set)
+        }
+        None => None,
+    };
+    if file.is_some() || cpus.is_some() {
+        // SAFETY: between fork and exec only async-signal-safe work: a setns and a
+        // sched_setaffinity syscall on an fd and a CPU set made before the fork.
         unsafe {
             cmd.pre_exec(move || {
-                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+                if let Some(file) = &file {
+                    setns(file.as_fd(), CloneFlags::CLONE_NEWNET)?;
+                }
+                if let Some(set) = &cpus {
+                    sched_setaffinity(Pid::from_raw(0), set)?;
+                }
+                Ok(())
             });
         }
     }
@@ -129,6 +149,19 @@ impl AgentServer {
     /// # Errors
     /// When it cannot start or does not become ready.
     pub async fn start(ns: &NetnsRef, port: u16, max_seconds: u64) -> Result<Self, AgentError> {
+        Self::start_on(ns, port, max_seconds, None).await
+    }
+
+    /// [`Self::start`] pinned to `cpu` (and every thread it starts, which inherit it).
+    ///
+    /// # Errors
+    /// When it cannot start or does not become ready.
+    pub async fn start_on(
+        ns: &NetnsRef,
+        port: u16,
+        max_seconds: u64,
+        cpu: Option<usize>,
+    ) -> Result<Self, AgentError> {
         let args = [
             "serve",
             "--port",
@@ -137,7 +170,7 @@ impl AgentServer {
             &max_seconds.to_string(),
         ]
         .map(str::to_owned);
-        let mut child = command_in(ns, &args)?
+        let mut child = command_in(ns, &args, cpu)?
             .spawn()
             .map_err(|source| AgentError::Spawn {
                 netns: ns.to_string(),
@@ -208,6 +241,8 @@ pub struct RrSpec {
     pub run_id: u32,
     pub timeout_ms: u64,
     pub max_seconds: u64,
+    /// Pin the client to this CPU.
+    pub cpu: Option<usize>,
 }
 
 /// Run `rr` in `ns` to completion and collect its probes.
@@ -232,7 +267,7 @@ pub async fn run_rr(ns: &NetnsRef, spec: &RrSpec) -> Result<Vec<RrProbe>, AgentE
         "--max-seconds".to_owned(),
         spec.max_seconds.to_string(),
     ];
-    let cmd = command_in(ns, &args)?;
+    let cmd = command_in(ns, &args, spec.cpu)?;
     let out = tokio::time::timeout(Duration::from_secs(spec.max_seconds + 10), run_to_end(cmd))
         .await
         .map_err(|_| AgentError::Protocol {

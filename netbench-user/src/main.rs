@@ -50,6 +50,10 @@ enum Command {
         /// and, against the traced ones, the observer effect.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
         pairs: u32,
+        /// CPUs of the client and server agents: `split` (CPU 0 and 1), `same` (both on
+        /// CPU 0) or `any` (unpinned; blocks may land on different placements).
+        #[arg(long, value_enum, default_value = "split")]
+        cpus: netbench::lab::run::Placement,
     },
     /// Internal: the VMM stand-in of the lab's tap path (relays frames between taps).
     #[command(hide = true)]
@@ -183,6 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             stress,
             pairs,
+            cpus,
         } => {
             let config = netbench::lab::run::LabConfig {
                 path,
@@ -192,6 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 port: 7301,
                 stress,
                 pairs,
+                placement: cpus,
             };
             let rt = tokio::runtime::Runtime::new()?;
             let result = rt.block_on(netbench::lab::run::run_lab(&config))?;

@@ -56,6 +56,7 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
         run_id: 0x00c0_ffee,
         timeout_ms: 1000,
         max_seconds: 60,
+        cpu: None,
     };
     let probes = run_rr(&topo.client.netns_ref(), &spec)
         .await
@@ -287,6 +288,7 @@ async fn lab_stages_sum_to_the_round_trip(path: &str, port: u16, stages: &[&str]
         port,
         stress: "none".into(),
         pairs: 2,
+        placement: netbench::lab::run::Placement::Split,
     };
     let r = netbench::lab::run::run_lab(&config).await.expect("lab run");
     eprint!("{}", netbench::lab::run::render_table(&r));
@@ -379,6 +381,7 @@ async fn tap_path_keeps_kata_redirects_working(mode: TcMode, port: u16) {
         run_id: 77,
         timeout_ms: 1000,
         max_seconds: 60,
+        cpu: None,
     };
     let mut tracer = Tracer::load(&TraceConfig {
         ports: vec![port],

@@ -45,6 +45,7 @@ async fn probes_through(
         run_id: 0x5e55_0000 | u32::from(port),
         timeout_ms: 1000,
         max_seconds: 60,
+        cpu: None,
     };
     let probes = run_rr(&topo.client.netns_ref(), &spec).await.expect("rr");
     let outcome = session.finish().await.expect("finish");

@@ -39,6 +39,8 @@ pub enum LabError {
     Vmm(#[source] std::io::Error),
     #[error("reader task: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Placement(String),
 }
 
 /// What to run.
@@ -57,6 +59,43 @@ pub struct LabConfig {
     /// Pairs of a traced and an untraced block the probes are split into.
     #[serde(default)]
     pub pairs: u32,
+    /// Where the client and server agents run.
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+/// CPU placement of the lab's client and server agents. A round trip between two
+/// CPUs pays a cross-CPU wake-up (an IPI, a VM exit on a virtual machine) that one on a
+/// shared CPU does not: left to the scheduler, blocks of probes land in either mode, and
+/// that difference swamps what the tracer adds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// Client on CPU 0, server on CPU 1 (like two containers on two cores).
+    #[default]
+    Split,
+    /// Client and server on CPU 0.
+    Same,
+    /// Unpinned: the scheduler decides (and may change its mind between blocks).
+    Any,
+}
+
+impl Placement {
+    /// (client CPU, server CPU).
+    ///
+    /// # Errors
+    /// `split` on a machine with one CPU.
+    pub fn cpus(self) -> Result<(Option<usize>, Option<usize>), LabError> {
+        let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        match self {
+            Self::Split if n < 2 => Err(LabError::Placement(
+                "--cpus split needs two CPUs; this machine has one (use --cpus same)".into(),
+            )),
+            Self::Split => Ok((Some(0), Some(1))),
+            Self::Same => Ok((Some(0), Some(0))),
+            Self::Any => Ok((None, None)),
+        }
+    }
 }
 
 /// The outcome of one lab run.
@@ -176,7 +215,9 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
         None => None,
     };
     let model = vmm.as_ref().map(Vmm::model_label);
-    let server = AgentServer::start(&topo.server.netns_ref(), config.port, 600).await?;
+    let (client_cpu, server_cpu) = config.placement.cpus()?;
+    let server =
+        AgentServer::start_on(&topo.server.netns_ref(), config.port, 600, server_cpu).await?;
     let stress = if config.stress == "cpu" {
         Some(CpuStress::start(0, Duration::from_secs(330)).await?)
     } else {
@@ -198,6 +239,7 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
             run_id,
             timeout_ms: 1000,
             max_seconds: 300,
+            cpu: client_cpu,
         };
         let mut session = SessionConfig::new(
             block::mode(traced),
@@ -302,6 +344,7 @@ pub fn analyze(path_name: &str, path: &PathSpec, blocks: &[Block]) -> Result<Lab
             port: 0,
             stress: "none".into(),
             pairs: u32::try_from(pairs.len()).unwrap_or(0),
+            placement: Placement::default(),
         },
         rtt_us: rtt,
         rtt_untraced_us: (!untraced.is_empty()).then(|| summarize(&untraced)),
