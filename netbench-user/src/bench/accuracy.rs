@@ -1,23 +1,23 @@
 //! Accuracy: the agent against the reference tools on the same lab bridge path. Round
-//! trips: agent `rr` (untraced, and traced in events mode as `netbench lab` runs it)
-//! against `sockperf ping-pong --full-rtt`, same message size, both back to back with a
-//! blocking receive, the agent sending as many probes as sockperf had observations.
-//! Bandwidth: agent `stream` against `iperf3` (one TCP stream, 128 KiB writes, same
-//! duration). Repetitions alternate the tools' order.
+//! trips: agent `rr`, untraced, against `sockperf ping-pong --full-rtt`, same message
+//! size, both back to back with a blocking receive, the agent sending as many probes
+//! as sockperf had observations. Bandwidth: agent `stream` against `iperf3` (one TCP
+//! stream, 128 KiB writes, same duration). Repetitions alternate the tools' order; the
+//! ratios are paired per repetition. (What tracing does to the round trip is the
+//! observer section's.)
 use serde::Serialize;
 
 use super::{
-    BenchConfig, BenchError, ECHO_PORT, IPERF_PORT, MSG_SIZE, SOCKPERF_PORT, echo_of,
-    figures::{RatioCi, RttSample, ratio_ci},
+    BenchConfig, BenchError, IPERF_PORT, MSG_SIZE, SOCKPERF_PORT, echo_of,
+    figures::{RatioCi, RttSample, paired_ratio},
     progress, run_id, server_ip, sink_of,
     tools::{iperf3_client, iperf3_server, sockperf_ping_pong, sockperf_server},
     topology,
-    workload::{Tracing, rr, serve, stream},
+    workload::{rr, serve, stream},
 };
 use crate::{
     lab::LabTopology,
     stats::{RepStats, rep_stats, summarize},
-    trace::{TraceConfig, TraceMode},
 };
 
 /// One tool's round trips over the repetitions.
@@ -51,13 +51,9 @@ pub struct RttComparison {
     pub size: u32,
     pub sockperf: ToolRtt,
     pub agent: ToolRtt,
-    pub agent_traced: ToolRtt,
-    /// agent / sockperf, means of the per-repetition percentiles.
+    /// agent / sockperf: the mean of the per-repetition ratios of the percentiles.
     pub ratio_p50: Option<RatioCi>,
     pub ratio_p99: Option<RatioCi>,
-    /// agent traced / sockperf.
-    pub traced_ratio_p50: Option<RatioCi>,
-    pub traced_ratio_p99: Option<RatioCi>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -66,7 +62,7 @@ pub struct StreamComparison {
     pub reps: u32,
     pub iperf3_gbps: RepStats,
     pub agent_gbps: RepStats,
-    /// agent / iperf3 (means).
+    /// agent / iperf3 (paired per repetition).
     pub ratio: Option<RatioCi>,
     pub iperf3_retransmits: u64,
 }
@@ -80,13 +76,10 @@ pub struct AccuracyFigures {
     pub stream: StreamComparison,
 }
 
-pub async fn measure(
-    config: &BenchConfig,
-    program_ids: &mut Vec<u32>,
-) -> Result<AccuracyFigures, BenchError> {
+pub async fn measure(config: &BenchConfig) -> Result<AccuracyFigures, BenchError> {
     let topo = topology("bridge", "bacc").await?;
     let server = serve(&topo.server.netns_ref(), config.placement.server_cpu).await?;
-    let result = compare(config, &topo, program_ids).await;
+    let result = compare(config, &topo).await;
     server.stop().await;
     drop(topo);
     result
@@ -95,7 +88,6 @@ pub async fn measure(
 async fn compare(
     config: &BenchConfig,
     topo: &LabTopology,
-    program_ids: &mut Vec<u32>,
 ) -> Result<AccuracyFigures, BenchError> {
     let sockperf = sockperf_server(
         &topo.server.netns_ref(),
@@ -111,7 +103,7 @@ async fn compare(
         ("cross-cpu", config.placement.client_cpu),
     ] {
         progress(&format!("  round trips, {placement}"));
-        match compare_rtt(config, topo, placement, client_cpu, program_ids).await {
+        match compare_rtt(config, topo, placement, client_cpu).await {
             Ok(r) => rtt.push(r),
             Err(e) => {
                 sockperf.stop().await;
@@ -128,65 +120,43 @@ async fn compare(
     })
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum RttTool {
-    Sockperf,
-    Agent,
-    AgentTraced,
-}
-
-/// The order of the three in repetition `rep`: rotated, so no tool always runs first
-/// (sockperf leads the first one: its observation count sets the agent's probe count).
-fn rtt_order(rep: u32) -> [RttTool; 3] {
-    let mut o = [RttTool::Sockperf, RttTool::Agent, RttTool::AgentTraced];
-    o.rotate_left(rep as usize % 3);
-    o
-}
-
-/// sockperf ping-pong, the agent untraced, and the agent traced, in rotating order; the
-/// agent sends as many probes as sockperf last observed.
+/// sockperf ping-pong and the agent, alternating which goes first (sockperf leads the
+/// first repetition: its observation count sets the agent's probe count).
 async fn compare_rtt(
     config: &BenchConfig,
     topo: &LabTopology,
     placement: &'static str,
     client_cpu: Option<usize>,
-    program_ids: &mut Vec<u32>,
 ) -> Result<RttComparison, BenchError> {
     let (client, ip) = (topo.client.netns_ref(), server_ip(topo));
-    let (mut sp, mut agent, mut traced) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sp, mut agent) = (Vec::new(), Vec::new());
     let mut count = 10_000;
     for rep in 0..config.accuracy_reps {
-        for tool in rtt_order(rep) {
-            match tool {
-                RttTool::Sockperf => {
-                    let s = sockperf_ping_pong(
-                        &client,
-                        ip,
-                        SOCKPERF_PORT,
-                        MSG_SIZE,
-                        config.sockperf_seconds,
-                        client_cpu,
-                    )
-                    .await?;
-                    count = s.observations.clamp(100, 1_000_000);
-                    sp.push(RttSample {
-                        count: s.observations,
-                        p50_us: s.p50_us,
-                        p99_us: s.p99_us,
-                    });
-                }
-                RttTool::Agent => {
-                    agent.push(agent_rtt(topo, count, false, rep, client_cpu, program_ids).await?);
-                }
-                RttTool::AgentTraced => {
-                    traced.push(agent_rtt(topo, count, true, rep, client_cpu, program_ids).await?);
-                }
+        let sockperf_first = rep % 2 == 0;
+        for sockperf_now in [sockperf_first, !sockperf_first] {
+            if sockperf_now {
+                let s = sockperf_ping_pong(
+                    &client,
+                    ip,
+                    SOCKPERF_PORT,
+                    MSG_SIZE,
+                    config.sockperf_seconds,
+                    client_cpu,
+                )
+                .await?;
+                count = s.observations.clamp(100, 1_000_000);
+                sp.push(RttSample {
+                    count: s.observations,
+                    p50_us: s.p50_us,
+                    p99_us: s.p99_us,
+                });
+            } else {
+                agent.push(agent_rtt(topo, count, rep, client_cpu).await?);
             }
         }
         let last = |v: &[RttSample], f: fn(&RttSample) -> f64| v.last().map_or(f64::NAN, f);
         progress(&format!(
-            "  rtt rep {}/{}: p50/p99 us: sockperf {:.1}/{:.1} ({} obs), agent {:.1}/{:.1}, \
-             traced {:.1}/{:.1}",
+            "  rtt rep {}/{}: p50/p99 us: sockperf {:.1}/{:.1} ({} obs), agent {:.1}/{:.1}",
             rep + 1,
             config.accuracy_reps,
             last(&sp, |r| r.p50_us),
@@ -194,25 +164,18 @@ async fn compare_rtt(
             sp.last().map_or(0, |r| r.count),
             last(&agent, |r| r.p50_us),
             last(&agent, |r| r.p99_us),
-            last(&traced, |r| r.p50_us),
-            last(&traced, |r| r.p99_us),
         ));
     }
-    let (sp, agent, traced) = (ToolRtt::new(sp), ToolRtt::new(agent), ToolRtt::new(traced));
-    let ratio =
-        |a: &ToolRtt, f: fn(&ToolRtt) -> &RepStats| ratio_ci(&f(a).per_rep, &f(&sp).per_rep);
+    let (sp, agent) = (ToolRtt::new(sp), ToolRtt::new(agent));
     Ok(RttComparison {
         placement,
         client_cpu,
         server_cpu: config.placement.server_cpu,
         size: MSG_SIZE,
-        ratio_p50: ratio(&agent, |t| &t.p50_us),
-        ratio_p99: ratio(&agent, |t| &t.p99_us),
-        traced_ratio_p50: ratio(&traced, |t| &t.p50_us),
-        traced_ratio_p99: ratio(&traced, |t| &t.p99_us),
+        ratio_p50: paired_ratio(&agent.p50_us.per_rep, &sp.p50_us.per_rep),
+        ratio_p99: paired_ratio(&agent.p99_us.per_rep, &sp.p99_us.per_rep),
         sockperf: sp,
         agent,
-        agent_traced: traced,
     })
 }
 
@@ -269,69 +232,37 @@ async fn compare_stream(
     Ok(StreamComparison {
         seconds: config.stream_seconds,
         reps: config.accuracy_stream_reps,
-        ratio: ratio_ci(&agent_gbps.per_rep, &iperf3_gbps.per_rep),
+        ratio: paired_ratio(&agent_gbps.per_rep, &iperf3_gbps.per_rep),
         iperf3_gbps,
         agent_gbps,
         iperf3_retransmits: retransmits,
     })
 }
 
-/// `count` back-to-back UDP rr probes; traced: with the tracer in events mode on every
-/// hook of the path (as `netbench lab` runs).
+/// `count` back-to-back UDP rr probes, untraced.
 async fn agent_rtt(
     topo: &LabTopology,
     count: u64,
-    traced: bool,
     rep: u32,
     cpu: Option<usize>,
-    program_ids: &mut Vec<u32>,
 ) -> Result<RttSample, BenchError> {
-    let tracing = if traced {
-        let t = Tracing::start(
-            &TraceConfig {
-                ports: vec![ECHO_PORT],
-                mode: TraceMode::Events,
-                ..TraceConfig::default()
-            },
-            &topo.hooks,
-        )?;
-        program_ids.extend(&t.program_ids);
-        Some(t)
-    } else {
-        None
-    };
-    let rtts = rr(
+    let probes = rr(
         &topo.client.netns_ref(),
         echo_of(topo),
         count,
         run_id(0x200 + rep),
         cpu,
     )
-    .await;
-    if let Some(t) = tracing {
-        t.finish().await?;
-    }
-    let s = summarize(&rtts?);
+    .await?;
+    let rtts: Vec<u64> = probes
+        .iter()
+        .filter(|p| !p.lost)
+        .filter_map(|p| p.rtt_ns)
+        .collect();
+    let s = summarize(&rtts);
     Ok(RttSample {
         count: s.count,
         p50_us: s.p50,
         p99_us: s.p99,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sockperf_leads_the_first_rep_and_every_tool_runs_once_per_rep() {
-        assert!(rtt_order(0)[0] == RttTool::Sockperf);
-        for rep in 0..6 {
-            let o = rtt_order(rep);
-            for tool in [RttTool::Sockperf, RttTool::Agent, RttTool::AgentTraced] {
-                assert_eq!(o.iter().filter(|t| **t == tool).count(), 1);
-            }
-        }
-        assert!(rtt_order(1)[0] == RttTool::Agent);
-    }
 }

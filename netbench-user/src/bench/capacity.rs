@@ -1,8 +1,10 @@
 //! Capacity: how many hop events per second reach userspace without loss. The agent's
 //! `blast` sends one-way probe datagrams across a lab path at stepped rates; every
-//! datagram produces one event at each traced hop it crosses. Each step loads a fresh
-//! tracer (clean counters) with the ring size under test and reads it with the real
-//! reader; loss is the kernel's reserve failures plus the reader's channel drops.
+//! datagram produces one event at each traced hop it crosses. Each step runs a fresh
+//! trace session (clean counters) with the ring size under test; loss is the kernel's
+//! reserve failures plus the reader's channel drops. The ladder shows where loss
+//! starts; the target is decided on repetitions of the top steps (the highest
+//! loss-free rate of each repetition, with its 95% CI).
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -11,11 +13,12 @@ use super::{
     BLAST_PORT, BenchConfig, BenchError, MSG_SIZE,
     figures::{CapacityStep, CapacitySummary, summarize_capacity},
     progress, run_id, server_ip, topology,
-    workload::{BlastSpec, Tracing, blast},
+    workload::{BlastSpec, blast, session},
 };
 use crate::{
     lab::LabTopology,
-    trace::{TraceConfig, TraceMode},
+    stats::{RepStats, rep_stats},
+    trace::{SessionConfig, TraceMode, session::RING_RECORD_BYTES},
 };
 
 /// The path the datagrams cross: on the bridge path each one is seen at 4 hooks
@@ -23,20 +26,38 @@ use crate::{
 /// a sender produces twice the events per datagram of the veth path.
 pub const PATH: &str = "bridge";
 
-/// Bytes of one event in the ring: the 56-byte event behind the ring's 8-byte header.
-const RECORD_BYTES: u64 = 64;
-
 #[derive(Clone, Debug, Serialize)]
 pub struct RingCapacity {
     pub ring_bytes: u32,
-    /// Events the ring holds (a 56-byte event behind an 8-byte header): the largest
-    /// burst it absorbs while the reader is away.
+    /// Events the ring holds: the largest burst it absorbs while the reader is away.
     pub ring_events: u64,
     pub steps: Vec<CapacityStep>,
     #[serde(flatten)]
     pub summary: CapacitySummary,
     /// What ended the ladder: loss (and whose), or the senders' own limit.
     pub limited_by: String,
+}
+
+/// The top steps repeated: each repetition's highest loss-free delivered rate.
+#[derive(Clone, Debug, Serialize)]
+pub struct CapacityReps {
+    pub ring_bytes: u32,
+    /// (datagrams per second per sender, senders); 0 = unpaced.
+    pub steps: Vec<(u32, u32)>,
+    pub seconds: f64,
+    /// Per repetition: its highest loss-free delivered rate (`None`: every step lost).
+    pub per_rep: Vec<Option<f64>>,
+    /// Over the repetitions that had a loss-free step.
+    pub lossless_events_per_s: RepStats,
+    pub runs: Vec<CapacityStep>,
+}
+
+impl CapacityReps {
+    /// Repetitions in which every step lost events.
+    #[must_use]
+    pub fn reps_without_lossless_step(&self) -> usize {
+        self.per_rep.iter().filter(|r| r.is_none()).count()
+    }
 }
 
 /// The reader's own pace: the ring is filled while the reader is held back, then the
@@ -60,15 +81,8 @@ pub struct CapacityFigures {
     pub datagram_bytes: u32,
     pub step_seconds: f64,
     pub rings: Vec<RingCapacity>,
+    pub reps: Option<CapacityReps>,
     pub drain: Option<DrainFigure>,
-}
-
-impl CapacityFigures {
-    /// The default ring's highest loss-free rate.
-    #[must_use]
-    pub fn default_ring_lossless(&self) -> Option<f64> {
-        self.rings.first()?.summary.max_lossless_events_per_s
-    }
 }
 
 pub async fn measure(
@@ -76,7 +90,16 @@ pub async fn measure(
     program_ids: &mut Vec<u32>,
 ) -> Result<CapacityFigures, BenchError> {
     let topo = topology(PATH, "bcap").await?;
-    let target = std::net::SocketAddr::new(server_ip(&topo).into(), BLAST_PORT);
+    let result = all_steps(config, &topo, program_ids).await;
+    drop(topo);
+    result
+}
+
+async fn all_steps(
+    config: &BenchConfig,
+    topo: &LabTopology,
+    program_ids: &mut Vec<u32>,
+) -> Result<CapacityFigures, BenchError> {
     let mut rings = Vec::new();
     for &ring_bytes in &config.ring_bytes {
         let mut steps: Vec<CapacityStep> = Vec::new();
@@ -89,80 +112,151 @@ pub async fn measure(
             if rate > 0 && saturated {
                 continue;
             }
-            let tracing = Tracing::start(
-                &TraceConfig {
-                    ports: vec![BLAST_PORT],
-                    mode: TraceMode::Events,
-                    ring_bytes,
-                },
-                &topo.hooks,
-            )?;
-            program_ids.extend(&tracing.program_ids);
-            let spec = BlastSpec {
-                target,
-                rate,
-                count: count_bound(rate, config.capacity_seconds),
-                seconds: config.capacity_seconds,
-                size: MSG_SIZE,
-                run_id: run_id(0x100 + rate),
-            };
-            let cpus = sender_cpus(config, senders);
-            let lines = blast(&topo.client.netns_ref(), &spec, &cpus).await;
-            let outcome = tracing.finish().await?;
-            let lines = lines?;
-            let seconds = lines.iter().map(|l| l.seconds).fold(0.0, f64::max);
-            let datagrams: u64 = lines.iter().map(|l| l.sent).sum();
-            let lost = outcome.counters.events_lost + outcome.reader.dropped;
-            #[expect(clippy::cast_precision_loss, reason = "event counts fit f64 well")]
-            let step = CapacityStep {
-                offered_per_sender: rate,
-                senders,
-                seconds,
-                datagrams,
-                datagram_rate: datagrams as f64 / seconds,
-                probes_seen: outcome.counters.probes_seen,
-                delivered: outcome.delivered,
-                kernel_lost: outcome.counters.events_lost,
-                reader_dropped: outcome.reader.dropped,
-                event_rate: outcome.delivered as f64 / seconds,
-                produced_rate: (outcome.delivered + lost) as f64 / seconds,
-            };
-            progress(&format!(
-                "  ring {} MiB, {} x {}: {:.0} datagrams/s -> {:.0} events/s delivered, {} lost",
-                ring_bytes >> 20,
-                senders,
-                if rate == 0 {
-                    "unpaced".to_owned()
-                } else {
-                    format!("{rate}/s")
-                },
-                step.datagram_rate,
-                step.event_rate,
-                lost
-            ));
+            let step = one_step(
+                config,
+                topo,
+                ring_bytes,
+                (rate, senders),
+                config.capacity_seconds,
+                program_ids,
+            )
+            .await?;
             steps.push(step);
         }
         let summary = summarize_capacity(&steps);
         let limited_by = limited_by(&summary);
         rings.push(RingCapacity {
             ring_bytes,
-            ring_events: u64::from(ring_bytes) / RECORD_BYTES,
+            ring_events: u64::from(ring_bytes) / RING_RECORD_BYTES,
             steps,
             summary,
             limited_by,
         });
     }
-    let events_per_datagram = topo.hooks.len();
-    let drain = drain(config, &topo, config.drain_ring_bytes, program_ids).await;
-    drop(topo);
+    let reps = match config.ring_bytes.first() {
+        Some(&ring) if config.capacity_reps > 0 && !config.capacity_rep_steps.is_empty() => {
+            Some(repeat_top(config, topo, ring, program_ids).await?)
+        }
+        _ => None,
+    };
+    let drain = drain(config, topo, config.drain_ring_bytes, program_ids).await?;
     Ok(CapacityFigures {
-        drain: Some(drain?),
+        drain: Some(drain),
         path: PATH,
-        events_per_datagram,
+        events_per_datagram: topo.hooks.len(),
         datagram_bytes: MSG_SIZE,
         step_seconds: config.capacity_seconds,
         rings,
+        reps,
     })
+}
+
+/// The top steps, `config.capacity_reps` times on `ring_bytes`.
+async fn repeat_top(
+    config: &BenchConfig,
+    topo: &LabTopology,
+    ring_bytes: u32,
+    program_ids: &mut Vec<u32>,
+) -> Result<CapacityReps, BenchError> {
+    let mut per_rep = Vec::new();
+    let mut runs = Vec::new();
+    for rep in 0..config.capacity_reps {
+        progress(&format!(
+            "  capacity rep {}/{}",
+            rep + 1,
+            config.capacity_reps
+        ));
+        let mut best: Option<f64> = None;
+        for &step in &config.capacity_rep_steps {
+            let s = one_step(
+                config,
+                topo,
+                ring_bytes,
+                step,
+                config.capacity_rep_seconds,
+                program_ids,
+            )
+            .await?;
+            if s.lossless() {
+                best = Some(best.map_or(s.event_rate, |b: f64| b.max(s.event_rate)));
+            }
+            runs.push(s);
+        }
+        per_rep.push(best);
+    }
+    let values: Vec<f64> = per_rep.iter().flatten().copied().collect();
+    Ok(CapacityReps {
+        ring_bytes,
+        steps: config.capacity_rep_steps.clone(),
+        seconds: config.capacity_rep_seconds,
+        per_rep,
+        lossless_events_per_s: rep_stats(&values),
+        runs,
+    })
+}
+
+/// One step: a fresh session on `ring_bytes`, the senders, the counts.
+async fn one_step(
+    config: &BenchConfig,
+    topo: &LabTopology,
+    ring_bytes: u32,
+    (rate, senders): (u32, u32),
+    seconds: f64,
+    program_ids: &mut Vec<u32>,
+) -> Result<CapacityStep, BenchError> {
+    let target = std::net::SocketAddr::new(server_ip(topo).into(), BLAST_PORT);
+    let mut trace = SessionConfig::new(TraceMode::Events, vec![BLAST_PORT], topo.hooks.clone());
+    trace.ring_bytes = Some(ring_bytes);
+    trace.keep_events = false;
+    let tracing = session(&trace, program_ids)?;
+    let spec = BlastSpec {
+        target,
+        rate,
+        count: count_bound(rate, seconds),
+        seconds,
+        size: MSG_SIZE,
+        run_id: run_id(0x100 + rate),
+    };
+    let cpus = sender_cpus(config, senders);
+    let lines = blast(&topo.client.netns_ref(), &spec, &cpus).await;
+    let outcome = tracing.finish().await?;
+    let lines = lines?;
+    let seconds = lines.iter().map(|l| l.seconds).fold(0.0, f64::max);
+    let datagrams: u64 = lines.iter().map(|l| l.sent).sum();
+    let lost = outcome.events_lost();
+    #[expect(clippy::cast_precision_loss, reason = "event counts fit f64 well")]
+    let step = CapacityStep {
+        offered_per_sender: rate,
+        senders,
+        seconds,
+        datagrams,
+        datagram_rate: datagrams as f64 / seconds,
+        probes_seen: outcome.counters.probes_seen,
+        delivered: outcome.delivered,
+        kernel_lost: outcome.counters.events_lost,
+        reader_dropped: outcome.reader.dropped,
+        forced_wakeups: outcome.reader.forced_wakeups,
+        timer_drains: outcome.reader.timer_drains,
+        event_rate: outcome.delivered as f64 / seconds,
+        produced_rate: (outcome.delivered + lost) as f64 / seconds,
+    };
+    progress(&format!(
+        "  ring {} MiB, {} x {}: {:.0} datagrams/s -> {:.0} events/s delivered, {} lost, \
+         {} forced wake-ups, {} timer drains",
+        ring_bytes >> 20,
+        senders,
+        if rate == 0 {
+            "unpaced".to_owned()
+        } else {
+            format!("{rate}/s")
+        },
+        step.datagram_rate,
+        step.event_rate,
+        lost,
+        step.forced_wakeups,
+        step.timer_drains,
+    ));
+    Ok(step)
 }
 
 /// Fill 80% of a `ring_bytes` ring with the reader held back, then time the reader.
@@ -173,20 +267,19 @@ async fn drain(
     program_ids: &mut Vec<u32>,
 ) -> Result<DrainFigure, BenchError> {
     let per_datagram = topo.hooks.len().max(1) as u64;
-    let datagrams = u64::from(ring_bytes) / RECORD_BYTES * 8 / 10 / per_datagram;
+    let datagrams = u64::from(ring_bytes) / RING_RECORD_BYTES * 8 / 10 / per_datagram;
     progress(&format!(
         "  reader drain: {} MiB ring, {datagrams} datagrams sent while the reader waits",
         ring_bytes >> 20
     ));
-    let mut tracing = Tracing::start_held(
-        &TraceConfig {
-            ports: vec![BLAST_PORT],
-            mode: TraceMode::Events,
-            ring_bytes,
-        },
-        &topo.hooks,
-    )?;
-    program_ids.extend(&tracing.program_ids);
+    let mut trace = SessionConfig::new(TraceMode::Events, vec![BLAST_PORT], topo.hooks.clone());
+    trace.ring_bytes = Some(ring_bytes);
+    trace.keep_events = false;
+    trace.hold_reader = true;
+    // Past the watermark the ring has signalled the (held) reader, so it runs at once
+    // when resumed; the short timer is only a fallback.
+    trace.drain_every = Duration::from_millis(1);
+    let mut tracing = session(&trace, program_ids)?;
     let spec = BlastSpec {
         target: std::net::SocketAddr::new(server_ip(topo).into(), BLAST_PORT),
         rate: 0,
@@ -204,7 +297,7 @@ async fn drain(
     let counters = tracing.counters()?;
     let waiting = counters.probes_seen - counters.events_lost.min(counters.probes_seen);
     let start = Instant::now();
-    tracing.resume();
+    tracing.resume_reader();
     let deadline = start + Duration::from_secs(30);
     while tracing.delivered() < waiting && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;

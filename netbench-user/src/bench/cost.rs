@@ -13,19 +13,30 @@ use serde::Serialize;
 
 use super::{
     BLAST_PORT, BenchConfig, BenchError, ECHO_PORT, MSG_SIZE, SINK_PORT, echo_of,
-    figures::{ProgramCost, cost_between},
+    figures::{ProgramCost, TARGET_COST_NS, TARGET_PROBE_COST_NS, cost_between},
     progress, run_id, sink_of, topology,
-    workload::{BlastSpec, Tracing, blast, rr, serve, stream},
+    workload::{BlastSpec, blast, rr, serve, session, stream},
 };
 use crate::{
     lab::LabTopology,
-    trace::{EBPF_OBJECT, TraceConfig, TraceMode},
+    stats::{RepStats, rep_stats},
+    trace::{EBPF_OBJECT, ProgramStats, SessionConfig, TraceMode},
 };
 
-/// One load with the programs' cost over it.
+/// A tc program's cost over the repetitions of one load.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgramCostStats {
+    pub program: String,
+    /// Runs summed over the repetitions.
+    pub run_cnt: u64,
+    /// `run_time_ns / run_cnt` per repetition, with its mean and 95% CI.
+    pub ns_per_run: RepStats,
+}
+
+/// One load under one tracer set-up, repeated.
 #[derive(Clone, Debug, Serialize)]
 pub struct CostRun {
-    /// `rr` or `stream`.
+    /// `rr`, `stream` or `blast`.
     pub load: &'static str,
     pub mode: TraceMode,
     /// `count-only`, `events` or `other-port` (the load is not on a probe port).
@@ -33,27 +44,35 @@ pub struct CostRun {
     pub probe_ports: Vec<u16>,
     /// What ran, in words.
     pub what: String,
-    pub programs: Vec<ProgramCost>,
-    /// Hop events delivered to userspace during the load.
+    /// The target per run of each tc program, and what kind of packet it is for.
+    pub target_ns: Option<f64>,
+    pub target_for: &'static str,
+    pub reps: u32,
+    pub programs: Vec<ProgramCostStats>,
+    /// Hop events delivered to userspace, summed over the repetitions.
     pub events: u64,
-    /// Wall time between the two samples.
+    /// Probe packets the programs saw and events lost (kernel + reader), summed.
+    pub probes_seen: u64,
+    pub events_lost: u64,
+    /// Times the reader ran while the load was on (timer or forced wake-up), summed.
+    pub reader_wakeups: u64,
+    /// Wall time between the two samples, summed over the repetitions.
     pub seconds: f64,
-    /// Share of one CPU spent in all the programs together over that time, percent
-    /// (as measured: including the statistics' own clock reads).
-    pub cpu_pct: f64,
+    /// Share of one CPU spent in all the programs together, percent (as measured:
+    /// including the statistics' own clock reads), per repetition.
+    pub cpu_pct: RepStats,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CostFigures {
     pub path: &'static str,
+    pub reps: u32,
     pub runs: Vec<CostRun>,
     /// An empty tracepoint program (`net:net_dev_queue`, returns at once) measured the
-    /// same way during the count-only stream: the floor of the method (the two clock
-    /// reads the kernel adds around every run while statistics are on).
-    pub floor: Option<ProgramCost>,
+    /// same way during the other-port stream: the floor of the method (the clock reads
+    /// the kernel adds around every run while statistics are on).
+    pub floor: Option<ProgramCostStats>,
     pub floor_error: Option<String>,
-    /// Highest ns per run of any program in any load.
-    pub max_ns_per_run: Option<f64>,
 }
 
 /// `/proc/sys/kernel/bpf_stats_enabled` now.
@@ -96,6 +115,9 @@ struct Variant {
     on_probe_port: bool,
     label: &'static str,
     what: &'static str,
+    /// The issue's target per run for this kind of packet, if it has one.
+    target_ns: Option<f64>,
+    target_for: &'static str,
 }
 
 const VARIANTS: [Variant; 6] = [
@@ -105,6 +127,8 @@ const VARIANTS: [Variant; 6] = [
         on_probe_port: true,
         label: "count-only",
         what: "every packet is a probe: parse to the payload, header read, per-CPU counter",
+        target_ns: None,
+        target_for: "probe packets, count-only: no target",
     },
     Variant {
         load: "rr",
@@ -112,7 +136,9 @@ const VARIANTS: [Variant; 6] = [
         on_probe_port: true,
         label: "events",
         what: "every packet is a probe: as count-only, plus clock, netns cookie, ring-buffer \
-               reserve and submit (which wakes the reader when it is idle)",
+               reserve and submit (no wake-up below the ring's fill watermark)",
+        target_ns: Some(TARGET_PROBE_COST_NS),
+        target_for: "probe packets, events mode",
     },
     Variant {
         load: "stream",
@@ -121,6 +147,8 @@ const VARIANTS: [Variant; 6] = [
         label: "other-port",
         what: "the stream is not on a probe port: parse Ethernet/IP down to the L4 ports, \
                return (what bulk traffic beside the probes costs)",
+        target_ns: Some(TARGET_COST_NS),
+        target_for: "packets that are not probes",
     },
     Variant {
         load: "stream",
@@ -129,6 +157,8 @@ const VARIANTS: [Variant; 6] = [
         label: "count-only",
         what: "the stream is on a probe port: parse to the payload, 24-byte header read, \
                no magic, per-CPU counter",
+        target_ns: Some(TARGET_COST_NS),
+        target_for: "packets that are not probes",
     },
     Variant {
         load: "stream",
@@ -136,50 +166,148 @@ const VARIANTS: [Variant; 6] = [
         on_probe_port: true,
         label: "events",
         what: "as count-only: bulk packets carry no probe header, so no event is written",
+        target_ns: Some(TARGET_COST_NS),
+        target_for: "packets that are not probes",
     },
     Variant {
         load: "blast",
         mode: TraceMode::Events,
         on_probe_port: true,
         label: "events",
-        what: "one-way probe datagrams at a steady rate: every packet is a probe; the reader \
-               keeps up, so most submits find it caught up and wake it",
+        what: "one-way probe datagrams at a steady rate: every packet is a probe; submits wake \
+               no one below the fill watermark, the reader drains on its timer",
+        target_ns: Some(TARGET_PROBE_COST_NS),
+        target_for: "probe packets, events mode",
     },
 ];
 
+/// One repetition of one variant.
+struct Sample {
+    programs: Vec<ProgramCost>,
+    events: u64,
+    probes_seen: u64,
+    events_lost: u64,
+    reader_wakeups: u64,
+    seconds: f64,
+    cpu_pct: f64,
+}
+
+/// Every variant `config.cost_reps` times (variants in the same order each time, so
+/// every repetition sees the same sequence), then the statistics per program.
 async fn cost_runs(
     config: &BenchConfig,
     topo: &LabTopology,
     program_ids: &mut Vec<u32>,
 ) -> Result<CostFigures, BenchError> {
-    let mut runs = Vec::new();
-    let mut floor = None;
+    let reps = config.cost_reps.max(1);
+    let mut samples: Vec<Vec<Sample>> = VARIANTS.iter().map(|_| Vec::new()).collect();
+    let mut floor: Vec<ProgramCost> = Vec::new();
     let mut floor_error = None;
-    for v in VARIANTS {
-        // The empty program rides along with the first stream run.
-        let with_floor = v.load == "stream" && !v.on_probe_port;
-        let (run, f) = one_run(config, topo, v, with_floor, program_ids).await?;
-        runs.push(run);
-        match f {
-            Some(Ok(f)) => floor = f,
-            Some(Err(e)) => floor_error = Some(e),
-            None => {}
+    for rep in 0..reps {
+        for (i, v) in VARIANTS.into_iter().enumerate() {
+            // The empty program rides along with the other-port stream.
+            let with_floor = v.load == "stream" && !v.on_probe_port;
+            let (sample, f) = one_run(config, topo, v, rep, with_floor, program_ids).await?;
+            samples[i].push(sample);
+            match f {
+                Some(Ok(Some(f))) => floor.push(f),
+                Some(Err(e)) => floor_error = Some(e),
+                _ => {}
+            }
         }
     }
-    let max_ns_per_run = max_ns(runs.iter());
+    let runs = VARIANTS
+        .iter()
+        .zip(&samples)
+        .map(|(v, s)| combine(config, *v, s))
+        .collect();
     Ok(CostFigures {
         path: "bridge",
+        reps,
         runs,
-        floor,
+        floor: program_stats(&floor).into_iter().next(),
         floor_error,
-        max_ns_per_run,
     })
 }
 
-/// The highest ns per run of any program in `runs`.
-pub fn max_ns<'a>(runs: impl Iterator<Item = &'a CostRun>) -> Option<f64> {
-    runs.flat_map(|r| r.programs.iter().filter_map(|p| p.ns_per_run))
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+/// Per program (by name): runs summed, ns per run over the repetitions in which it ran.
+fn program_stats(costs: &[ProgramCost]) -> Vec<ProgramCostStats> {
+    let mut names: Vec<&str> = costs.iter().map(|c| c.program.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let of: Vec<&ProgramCost> = costs.iter().filter(|c| c.program == name).collect();
+            let per_rep: Vec<f64> = of.iter().filter_map(|c| c.ns_per_run).collect();
+            ProgramCostStats {
+                program: name.to_owned(),
+                run_cnt: of.iter().map(|c| c.run_cnt).sum(),
+                ns_per_run: rep_stats(&per_rep),
+            }
+        })
+        .collect()
+}
+
+fn combine(config: &BenchConfig, v: Variant, samples: &[Sample]) -> CostRun {
+    let all: Vec<ProgramCost> = samples
+        .iter()
+        .flat_map(|s| s.programs.iter().cloned())
+        .collect();
+    let cpu: Vec<f64> = samples.iter().map(|s| s.cpu_pct).collect();
+    CostRun {
+        load: v.load,
+        mode: v.mode,
+        variant: v.label,
+        probe_ports: ports_of(v),
+        what: format!("{} {}: {}", v.load, amount(config, v), v.what),
+        target_ns: v.target_ns,
+        target_for: v.target_for,
+        reps: u32::try_from(samples.len()).unwrap_or(u32::MAX),
+        programs: program_stats(&all),
+        events: samples.iter().map(|s| s.events).sum(),
+        probes_seen: samples.iter().map(|s| s.probes_seen).sum(),
+        events_lost: samples.iter().map(|s| s.events_lost).sum(),
+        reader_wakeups: samples.iter().map(|s| s.reader_wakeups).sum(),
+        seconds: samples.iter().map(|s| s.seconds).sum(),
+        cpu_pct: rep_stats(&cpu),
+    }
+}
+
+fn amount(config: &BenchConfig, v: Variant) -> String {
+    match v.load {
+        "rr" => format!("{} udp probes of {MSG_SIZE} B", config.cost_rr_probes),
+        "blast" => format!(
+            "{} datagrams/s of {MSG_SIZE} B for {} s",
+            config.cost_blast_rate, config.cost_blast_seconds
+        ),
+        _ => format!("{} s", config.cost_stream_seconds),
+    }
+}
+
+fn ports_of(v: Variant) -> Vec<u16> {
+    match (v.load, v.on_probe_port) {
+        ("blast", _) => vec![BLAST_PORT],
+        (_, true) => vec![ECHO_PORT, SINK_PORT],
+        (_, false) => vec![ECHO_PORT],
+    }
+}
+
+/// Events a variant's load produces (sizes the ring so none is lost to its size).
+fn expected_events(config: &BenchConfig, v: Variant, hooks: u64) -> u64 {
+    match (v.load, v.mode) {
+        // Request and reply at every hook.
+        ("rr", TraceMode::Events) => config.cost_rr_probes * 2 * hooks,
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "small positive values"
+        )]
+        ("blast", _) => {
+            (f64::from(config.cost_blast_rate) * config.cost_blast_seconds) as u64 * hooks
+        }
+        _ => 0,
+    }
 }
 
 /// One load under one tracer set-up; with `with_floor`, the empty program is measured
@@ -188,36 +316,28 @@ async fn one_run(
     config: &BenchConfig,
     topo: &LabTopology,
     v: Variant,
+    rep: u32,
     with_floor: bool,
     program_ids: &mut Vec<u32>,
-) -> Result<(CostRun, Option<Result<Option<ProgramCost>, String>>), BenchError> {
-    let amount = match v.load {
-        "rr" => format!("{} udp probes of {MSG_SIZE} B", config.cost_rr_probes),
-        "blast" => format!(
-            "{} datagrams/s of {MSG_SIZE} B for {} s",
-            config.cost_blast_rate, config.cost_blast_seconds
-        ),
-        _ => format!("{} s", config.stream_seconds),
-    };
-    progress(&format!("  {}: {amount}, {}", v.load, v.label));
-    let ports = match (v.load, v.on_probe_port) {
-        ("blast", _) => vec![BLAST_PORT],
-        (_, true) => vec![ECHO_PORT, SINK_PORT],
-        (_, false) => vec![ECHO_PORT],
-    };
-    let trace_config = TraceConfig {
-        ports: ports.clone(),
-        mode: v.mode,
-        ..TraceConfig::default()
-    };
-    let tracing = Tracing::start(&trace_config, &topo.hooks)?;
-    program_ids.extend(&tracing.program_ids);
+) -> Result<(Sample, Option<Result<Option<ProgramCost>, String>>), BenchError> {
+    progress(&format!(
+        "  rep {}/{}: {} {}, {}",
+        rep + 1,
+        config.cost_reps.max(1),
+        v.load,
+        amount(config, v),
+        v.label
+    ));
+    let mut trace = SessionConfig::new(v.mode, ports_of(v), topo.hooks.clone());
+    trace.expected_events = expected_events(config, v, topo.hooks.len() as u64);
+    trace.keep_events = false;
+    let tracing = session(&trace, program_ids)?;
     let empty = with_floor.then(EmptyProgram::attach);
     let floor_before = empty
         .as_ref()
         .and_then(|e| e.as_ref().ok())
         .and_then(EmptyProgram::sample);
-    let before = tracing.samples();
+    let before = tracing.program_stats();
     let started = std::time::Instant::now();
     let client = topo.client.netns_ref();
     let cpu = config.placement.client_cpu;
@@ -226,11 +346,11 @@ async fn one_run(
             &client,
             echo_of(topo),
             config.cost_rr_probes,
-            run_id(1),
+            run_id(1 + (rep << 4)),
             cpu,
         )
         .await
-        .map(|rtts| format!("{} round trips", rtts.len())),
+        .map(|_| ()),
         "blast" => {
             let spec = BlastSpec {
                 target: SocketAddr::new(topo.server.ip.into(), BLAST_PORT),
@@ -238,22 +358,20 @@ async fn one_run(
                 count: u64::from(config.cost_blast_rate) * 10,
                 seconds: config.cost_blast_seconds,
                 size: MSG_SIZE,
-                run_id: run_id(2),
+                run_id: run_id(2 + (rep << 4)),
             };
-            blast(&client, &spec, &[cpu])
-                .await
-                .map(|l| format!("{} datagrams", l.iter().map(|l| l.sent).sum::<u64>()))
+            blast(&client, &spec, &[cpu]).await.map(|_| ())
         }
         _ => stream(
             &client,
             sink_of(topo),
-            f64::from(config.stream_seconds),
+            f64::from(config.cost_stream_seconds),
             cpu,
         )
         .await
-        .map(|s| format!("{:.1} Gbit/s", s.gbps)),
+        .map(|_| ()),
     };
-    let after = tracing.samples();
+    let after = tracing.program_stats();
     let seconds = started.elapsed().as_secs_f64();
     let floor = empty.map(|e| {
         e.map(|p| {
@@ -264,22 +382,20 @@ async fn one_run(
         })
     });
     let outcome = tracing.finish().await?;
-    let load = load?;
-    let mut run = CostRun {
-        load: v.load,
-        mode: v.mode,
-        variant: v.label,
-        probe_ports: ports,
-        what: format!("{} {amount} ({load}): {}", v.load, v.what),
-        programs: ran_or_tc(cost_between(&before, &after)),
-        events: outcome.delivered,
-        seconds,
-        cpu_pct: 0.0,
-    };
+    load?;
+    let programs = ran_or_tc(cost_between(&before, &after));
     #[expect(clippy::cast_precision_loss, reason = "ns totals fit f64 well")]
-    let busy_ns = run.programs.iter().map(|p| p.run_time_ns).sum::<u64>() as f64;
-    run.cpu_pct = busy_ns / (seconds * 1e9) * 100.0;
-    Ok((run, floor))
+    let busy_ns = programs.iter().map(|p| p.run_time_ns).sum::<u64>() as f64;
+    let sample = Sample {
+        programs,
+        events: outcome.delivered,
+        probes_seen: outcome.counters.probes_seen,
+        events_lost: outcome.events_lost(),
+        reader_wakeups: outcome.reader.wakeups(),
+        seconds,
+        cpu_pct: busy_ns / (seconds * 1e9) * 100.0,
+    };
+    Ok((sample, floor))
 }
 
 /// The tc programs always (a zero count there is a problem to report), others (e.g.
@@ -314,9 +430,9 @@ impl EmptyProgram {
         Ok(Self { ebpf, id })
     }
 
-    fn sample(&self) -> Option<super::figures::ProgramSample> {
+    fn sample(&self) -> Option<ProgramStats> {
         let info = self.ebpf.program(names::TP_NET_DEV_QUEUE)?.info().ok()?;
-        Some(super::figures::ProgramSample {
+        Some(ProgramStats {
             program: format!("{} (empty)", names::TP_NET_DEV_QUEUE),
             id: info.id(),
             run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),

@@ -4,22 +4,19 @@
 //! checks of short mode. Nothing here touches the system, so all of it is unit-tested.
 use serde::Serialize;
 
-use crate::stats::RepStats;
+use crate::{
+    stats::{RepStats, rep_stats},
+    trace::ProgramStats,
+};
 
 /// The issue's targets.
+/// ns per run of a tc program for a packet that is not a probe.
 pub const TARGET_COST_NS: f64 = 100.0;
+/// ns per run of a tc program for a probe packet in events mode.
+pub const TARGET_PROBE_COST_NS: f64 = 150.0;
 pub const TARGET_COUNT_ONLY_LOSS_PCT: f64 = 3.0;
 pub const TARGET_EVENTS_PER_S: f64 = 1_000_000.0;
 pub const TARGET_RATIO_PCT: f64 = 5.0;
-
-/// Cumulative BPF statistics of one program at one moment (`bpf_prog_info`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ProgramSample {
-    pub program: String,
-    pub id: u32,
-    pub run_time_ns: u64,
-    pub run_cnt: u64,
-}
 
 /// What one program cost over an interval.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -33,7 +30,7 @@ pub struct ProgramCost {
 
 /// Cost per program between two samples of the same programs (matched by id).
 #[must_use]
-pub fn cost_between(before: &[ProgramSample], after: &[ProgramSample]) -> Vec<ProgramCost> {
+pub fn cost_between(before: &[ProgramStats], after: &[ProgramStats]) -> Vec<ProgramCost> {
     after
         .iter()
         .map(|a| {
@@ -50,8 +47,9 @@ pub fn cost_between(before: &[ProgramSample], after: &[ProgramSample]) -> Vec<Pr
         .collect()
 }
 
+#[must_use]
 #[expect(clippy::cast_precision_loss, reason = "counts and ns fit f64 well")]
-fn ratio(num: u64, den: u64) -> Option<f64> {
+pub fn ratio(num: u64, den: u64) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
 }
 
@@ -61,28 +59,30 @@ pub fn ratio_of(value: f64, reference: f64) -> Option<f64> {
     (reference.is_finite() && reference > 0.0 && value.is_finite()).then(|| value / reference)
 }
 
-/// A ratio of two means with the half-width of its 95% confidence interval, from the
-/// per-repetition values (first-order propagation of the two means' relative CIs).
+/// A ratio with the half-width of its 95% confidence interval.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct RatioCi {
     pub ratio: f64,
-    /// `None` with fewer than two repetitions on either side.
+    /// `None` with fewer than two repetitions.
     pub ci95: Option<f64>,
 }
 
+/// `values[i] / reference[i]` per repetition (the two measured back to back, so drift
+/// between repetitions cancels): the mean of those ratios and its Student's t interval.
 #[must_use]
-pub fn ratio_ci(values: &[f64], reference: &[f64]) -> Option<RatioCi> {
-    let (a, b) = (
-        crate::stats::rep_stats(values),
-        crate::stats::rep_stats(reference),
-    );
-    let ratio = ratio_of(a.mean, b.mean)?;
-    (a.mean != 0.0).then_some(())?;
-    let rel = ((a.ci95.unwrap_or(0.0) / a.mean).powi(2) + (b.ci95.unwrap_or(0.0) / b.mean).powi(2)).sqrt();
-    let enough = values.len() > 1 && reference.len() > 1;
+pub fn paired_ratio(values: &[f64], reference: &[f64]) -> Option<RatioCi> {
+    let per_rep: Vec<f64> = values
+        .iter()
+        .zip(reference)
+        .filter_map(|(v, r)| ratio_of(*v, *r))
+        .collect();
+    if per_rep.is_empty() {
+        return None;
+    }
+    let s = rep_stats(&per_rep);
     Some(RatioCi {
-        ratio,
-        ci95: enough.then_some(ratio * rel),
+        ratio: s.mean,
+        ci95: s.ci95,
     })
 }
 
@@ -130,6 +130,10 @@ pub struct CapacityStep {
     pub kernel_lost: u64,
     /// Events the reader dropped because its channel was full.
     pub reader_dropped: u64,
+    /// Times the kernel woke the reader (ring past its fill watermark), and times the
+    /// reader's own timer drained it.
+    pub forced_wakeups: u64,
+    pub timer_drains: u64,
     /// Delivered events per second of sending.
     pub event_rate: f64,
     /// Events produced (delivered or lost) per second of sending.
@@ -208,51 +212,163 @@ pub struct RttSample {
     pub p99_us: f64,
 }
 
+/// What a target asks of a figure.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Target {
+    AtMost { limit: f64 },
+    AtLeast { limit: f64 },
+    /// Within `pct` percent of `centre`.
+    Within { centre: f64, pct: f64 },
+    /// No target: reported as measured.
+    None,
+}
+
+impl Target {
+    fn describe(self, unit: &str) -> String {
+        let unit = if unit == "x" { "" } else { unit };
+        match self {
+            Self::AtMost { limit } => format!("<= {limit} {unit}").trim_end().to_owned(),
+            Self::AtLeast { limit } => format!(">= {limit} {unit}").trim_end().to_owned(),
+            Self::Within { centre, pct } => format!("{centre} +- {pct}%"),
+            Self::None => "as measured".to_owned(),
+        }
+    }
+
+    /// The interval of allowed values.
+    fn bounds(self) -> Option<(f64, f64)> {
+        match self {
+            Self::AtMost { limit } => Some((f64::NEG_INFINITY, limit)),
+            Self::AtLeast { limit } => Some((limit, f64::INFINITY)),
+            Self::Within { centre, pct } => {
+                Some((centre * (1.0 - pct / 100.0), centre * (1.0 + pct / 100.0)))
+            }
+            Self::None => None,
+        }
+    }
+}
+
+/// A figure against its target, decided on the figure's 95% confidence interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// The whole interval lies inside the target.
+    Met,
+    /// The whole interval lies outside it.
+    NotMet,
+    /// The interval straddles the target's edge, or there is no interval.
+    Unresolved,
+    /// No figure.
+    NotMeasured,
+    /// The figure has no target.
+    AsMeasured,
+}
+
+impl Decision {
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Met => "met",
+            Self::NotMet => "NOT met",
+            Self::Unresolved => "unresolved",
+            Self::NotMeasured => "not measured",
+            Self::AsMeasured => "-",
+        }
+    }
+}
+
+/// Decide `value +- ci95` against `target`: met only when the whole interval lies
+/// inside, not met only when it lies wholly outside, otherwise unresolved (also when
+/// there is no interval: one repetition proves nothing either way).
+#[must_use]
+pub fn decide(value: Option<f64>, ci95: Option<f64>, target: Target) -> Decision {
+    let Some(bounds) = target.bounds() else {
+        return Decision::AsMeasured;
+    };
+    let Some(v) = value.filter(|v| v.is_finite()) else {
+        return Decision::NotMeasured;
+    };
+    let Some(ci) = ci95.filter(|c| c.is_finite() && *c >= 0.0) else {
+        return Decision::Unresolved;
+    };
+    let (lo, hi) = (v - ci, v + ci);
+    if lo >= bounds.0 && hi <= bounds.1 {
+        Decision::Met
+    } else if hi < bounds.0 || lo > bounds.1 {
+        Decision::NotMet
+    } else {
+        Decision::Unresolved
+    }
+}
+
 /// One figure against its target.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Verdict {
     pub figure: String,
     pub value: Option<f64>,
+    /// Half-width of the figure's 95% confidence interval.
+    pub ci95: Option<f64>,
     pub unit: &'static str,
     pub target: String,
-    pub met: Option<bool>,
+    pub decision: Decision,
+    /// Why a figure is missing, or what qualifies it.
+    pub note: Option<String>,
 }
 
 impl Verdict {
-    /// `value <= limit`.
     #[must_use]
-    pub fn at_most(figure: &str, value: Option<f64>, limit: f64, unit: &'static str) -> Self {
+    pub fn new(
+        figure: &str,
+        value: Option<f64>,
+        ci95: Option<f64>,
+        unit: &'static str,
+        target: Target,
+    ) -> Self {
         Self {
             figure: figure.to_owned(),
             value,
+            ci95,
             unit,
-            target: format!("<= {limit} {unit}"),
-            met: value.map(|v| v <= limit),
+            target: target.describe(unit),
+            decision: decide(value, ci95, target),
+            note: None,
         }
     }
 
-    /// `value >= limit`.
+    /// From repetition statistics (`None` or no repetition: not measured).
     #[must_use]
-    pub fn at_least(figure: &str, value: Option<f64>, limit: f64, unit: &'static str) -> Self {
-        Self {
-            figure: figure.to_owned(),
-            value,
+    pub fn of_reps(
+        figure: &str,
+        reps: Option<&RepStats>,
+        unit: &'static str,
+        target: Target,
+    ) -> Self {
+        let reps = reps.filter(|r| !r.per_rep.is_empty());
+        Self::new(
+            figure,
+            reps.map(|r| r.mean),
+            reps.and_then(|r| r.ci95),
             unit,
-            target: format!(">= {limit} {unit}"),
-            met: value.map(|v| v >= limit),
-        }
+            target,
+        )
     }
 
     /// A ratio within `pct` percent of 1.
     #[must_use]
-    pub fn ratio_within(figure: &str, value: Option<f64>, pct: f64) -> Self {
-        Self {
-            figure: figure.to_owned(),
-            value,
-            unit: "x",
-            target: format!("1 +- {pct}%"),
-            met: value.map(|v| (v - 1.0).abs() * 100.0 <= pct),
-        }
+    pub fn ratio_within(figure: &str, ratio: Option<RatioCi>, pct: f64) -> Self {
+        Self::new(
+            figure,
+            ratio.map(|r| r.ratio),
+            ratio.and_then(|r| r.ci95),
+            "x",
+            Target::Within { centre: 1.0, pct },
+        )
+    }
+
+    #[must_use]
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
     }
 }
 
@@ -282,8 +398,8 @@ pub fn check_reps(problems: &mut Vec<String>, what: &str, reps: &RepStats) {
 mod tests {
     use super::*;
 
-    fn sample(id: u32, t: u64, n: u64) -> ProgramSample {
-        ProgramSample {
+    fn sample(id: u32, t: u64, n: u64) -> ProgramStats {
+        ProgramStats {
             program: format!("p{id}"),
             id,
             run_time_ns: t,
@@ -324,6 +440,8 @@ mod tests {
             delivered,
             kernel_lost,
             reader_dropped: dropped,
+            forced_wakeups: 0,
+            timer_drains: 0,
             #[expect(clippy::cast_precision_loss, reason = "test values")]
             event_rate: delivered as f64,
             produced_rate: produced,
@@ -373,37 +491,73 @@ mod tests {
     }
 
     #[test]
-    fn ratio_with_confidence() {
-        let r = ratio_ci(&[11.0, 11.0], &[10.0, 10.0]).unwrap();
+    fn paired_ratio_is_the_mean_of_per_rep_ratios() {
+        let r = paired_ratio(&[11.0, 22.0], &[10.0, 20.0]).unwrap();
         assert!((r.ratio - 1.1).abs() < 1e-12 && r.ci95.unwrap().abs() < 1e-12);
-        // a = 1, 3 (mean 2, sd 1.414, ci 12.706 * 1); b exact: ci of the ratio = 12.706/2.
-        let r = ratio_ci(&[1.0, 3.0], &[4.0, 4.0]).unwrap();
-        assert!((r.ratio - 0.5).abs() < 1e-12);
-        assert!((r.ci95.unwrap() - 0.5 * 12.706 / 2.0).abs() < 1e-9, "{r:?}");
-        assert_eq!(
-            ratio_ci(&[2.0], &[4.0]).unwrap().ci95,
-            None,
-            "one rep: no interval"
-        );
-        assert_eq!(ratio_ci(&[], &[1.0]), None);
-        assert_eq!(ratio_ci(&[1.0], &[0.0]), None);
+        // Ratios 1.0 and 1.2: mean 1.1, sd 0.1414, t(1) 12.706: half-width 1.2706.
+        let r = paired_ratio(&[10.0, 12.0], &[10.0, 10.0]).unwrap();
+        assert!((r.ratio - 1.1).abs() < 1e-12);
+        assert!((r.ci95.unwrap() - 12.706 * 0.1).abs() < 1e-3, "{r:?}");
+        assert_eq!(paired_ratio(&[2.0], &[4.0]).unwrap().ci95, None, "one rep");
+        assert_eq!(paired_ratio(&[], &[1.0]), None);
+        assert_eq!(paired_ratio(&[1.0], &[0.0]), None);
     }
 
     #[test]
-    fn verdicts() {
+    fn met_only_when_the_whole_interval_is_inside() {
+        let at_most = Target::AtMost { limit: 3.0 };
+        // The case that used to print "met": -11.0% +- 23.2.
+        assert_eq!(decide(Some(-11.0), Some(23.2), at_most), Decision::Unresolved);
+        assert_eq!(decide(Some(1.0), Some(1.9), at_most), Decision::Met);
+        assert_eq!(decide(Some(5.0), Some(1.9), at_most), Decision::NotMet);
+        assert_eq!(decide(Some(1.0), None, at_most), Decision::Unresolved, "no CI");
+        assert_eq!(decide(None, Some(1.0), at_most), Decision::NotMeasured);
         assert_eq!(
-            Verdict::at_most("c", Some(99.0), 100.0, "ns").met,
-            Some(true)
+            decide(Some(f64::NAN), Some(1.0), at_most),
+            Decision::NotMeasured
+        );
+        let at_least = Target::AtLeast { limit: 1e6 };
+        assert_eq!(decide(Some(1.2e6), Some(1e5), at_least), Decision::Met);
+        assert_eq!(
+            decide(Some(1.05e6), Some(1e5), at_least),
+            Decision::Unresolved
+        );
+        assert_eq!(decide(Some(0.8e6), Some(1e5), at_least), Decision::NotMet);
+        let within = Target::Within {
+            centre: 1.0,
+            pct: 5.0,
+        };
+        assert_eq!(decide(Some(1.01), Some(0.02), within), Decision::Met);
+        assert_eq!(decide(Some(0.96), Some(0.02), within), Decision::Unresolved);
+        assert_eq!(decide(Some(1.10), Some(0.02), within), Decision::NotMet);
+        assert_eq!(decide(Some(0.90), Some(0.02), within), Decision::NotMet);
+        assert_eq!(
+            decide(Some(1.0), Some(0.0), Target::None),
+            Decision::AsMeasured
+        );
+        let v = Verdict::ratio_within(
+            "r",
+            Some(RatioCi {
+                ratio: 1.0,
+                ci95: Some(0.01),
+            }),
+            5.0,
+        );
+        assert_eq!((v.target.as_str(), v.decision), ("1 +- 5%", Decision::Met));
+        let limit = Target::AtMost { limit: 100.0 };
+        assert_eq!(
+            Verdict::new("c", Some(1.0), Some(0.1), "ns", limit).target,
+            "<= 100 ns"
+        );
+        let reps = rep_stats(&[90.0, 92.0, 91.0]);
+        assert_eq!(
+            Verdict::of_reps("c", Some(&reps), "ns", limit).decision,
+            Decision::Met
         );
         assert_eq!(
-            Verdict::at_most("c", Some(101.0), 100.0, "ns").met,
-            Some(false)
+            Verdict::of_reps("c", None, "ns", limit).decision,
+            Decision::NotMeasured
         );
-        assert_eq!(Verdict::at_most("c", None, 100.0, "ns").met, None);
-        assert_eq!(Verdict::at_least("e", Some(1e6), 1e6, "/s").met, Some(true));
-        assert_eq!(Verdict::ratio_within("r", Some(0.951), 5.0).met, Some(true));
-        assert_eq!(Verdict::ratio_within("r", Some(1.06), 5.0).met, Some(false));
-        assert_eq!(Verdict::ratio_within("r", Some(1.0), 5.0).target, "1 +- 5%");
     }
 
     #[test]
@@ -415,7 +569,7 @@ mod tests {
         check_positive(&mut p, "c", Some(f64::NAN));
         check_positive(&mut p, "d", None);
         check_reps(&mut p, "e", &RepStats::default());
-        check_reps(&mut p, "f", &crate::stats::rep_stats(&[1.0, f64::INFINITY]));
+        check_reps(&mut p, "f", &rep_stats(&[1.0, f64::INFINITY]));
         assert_eq!(p.len(), 6, "{p:?}");
         assert!(p[0].starts_with("b is 0"));
         assert!(p[2].contains("missing"));

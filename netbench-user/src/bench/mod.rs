@@ -6,19 +6,27 @@
 //! 3. capacity: the highest hop-event rate delivered to userspace without loss, and
 //!    where loss starts, for the default and a larger ring buffer; the reader's own
 //!    drain rate,
-//! 4. accuracy: agent rr against `sockperf ping-pong` (client and server on one CPU,
-//!    and on two), agent stream against iperf3,
-//! 5. wall time of the default experiment.
+//! 4. accuracy: agent rr (untraced) against `sockperf ping-pong` (client and server
+//!    on one CPU, and on two), agent stream against iperf3,
+//! 5. the observer effect on the lab veth and bridge paths (traced / untraced round
+//!    trips, interleaved blocks, one CPU and two),
+//! 6. the observer effect of the default Docker experiment's bridge pair,
+//! 7. wall time of the default experiment.
 //!
-//! Figures only, no timed assertions. `--short` (CI) uses small counts and checks that
-//! every figure is sane (finite, non-zero) and that nothing is left behind.
+//! Every run traces through [`crate::trace::Session`], as `lab` and `run` do. Figures
+//! are decided against the issue's targets on their 95% CI (met / NOT met /
+//! unresolved), never asserted. `--short` (CI) uses small counts and checks that every
+//! figure is sane (finite, non-zero), that the kernel's event count equals delivered +
+//! lost, that the reader was not woken per event, and that nothing is left behind.
 mod accuracy;
 mod capacity;
 mod checks;
 mod cost;
+mod docker;
 pub mod figures;
 mod process;
 mod render;
+mod rtt_effect;
 mod throughput;
 pub mod tools;
 mod walltime;
@@ -34,7 +42,9 @@ use std::{
 pub use accuracy::AccuracyFigures;
 pub use capacity::CapacityFigures;
 pub use cost::CostFigures;
+pub use docker::DockerEffect;
 pub use render::render;
+pub use rtt_effect::EffectFigures;
 use serde::Serialize;
 pub use throughput::ThroughputFigures;
 pub use walltime::WallTime;
@@ -81,18 +91,30 @@ pub enum BenchError {
 }
 
 /// The measurements, in the order they run.
-pub const SECTIONS: [&str; 5] = ["cost", "throughput", "capacity", "accuracy", "walltime"];
+pub const SECTIONS: [&str; 7] = [
+    "cost",
+    "throughput",
+    "capacity",
+    "accuracy",
+    "observer",
+    "docker",
+    "walltime",
+];
 
 /// Sizes of one run: `short()` for CI, `full()` by hand.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchConfig {
     pub short: bool,
+    /// Repetitions of every load of the cost section.
+    pub cost_reps: u32,
     /// rr probes while measuring per-program cost.
     pub cost_rr_probes: u64,
     /// Blast load while measuring per-program cost: datagrams per second, seconds.
     pub cost_blast_rate: u32,
     pub cost_blast_seconds: f64,
-    /// Seconds of each stream of the cost section and of the iperf3 comparison.
+    /// Seconds of each stream of the cost section.
+    pub cost_stream_seconds: u32,
+    /// Seconds of each stream of the iperf3 comparison.
     pub stream_seconds: u32,
     /// Seconds of each stream of the throughput section, and its repetitions per mode.
     pub throughput_seconds: u32,
@@ -100,6 +122,10 @@ pub struct BenchConfig {
     /// Capacity ladder: (datagrams per second per sender, senders); 0 = unpaced.
     pub capacity_steps: Vec<(u32, u32)>,
     pub capacity_seconds: f64,
+    /// Repetitions of the top steps (on the first ring) that decide the target.
+    pub capacity_reps: u32,
+    pub capacity_rep_steps: Vec<(u32, u32)>,
+    pub capacity_rep_seconds: f64,
     /// Ring sizes to test: the default first.
     pub ring_bytes: Vec<u32>,
     /// Ring filled for the reader's drain rate.
@@ -108,6 +134,15 @@ pub struct BenchConfig {
     pub accuracy_reps: u32,
     pub accuracy_stream_reps: u32,
     pub sockperf_seconds: u32,
+    /// Observer effect on the lab paths: block pairs per path and placement, probes
+    /// per block.
+    pub observer_pairs: u32,
+    pub observer_probes: u64,
+    /// The Docker experiment's bridge pair: repetitions (one block pair each), probes
+    /// per block, bandwidth seconds.
+    pub docker_reps: u32,
+    pub docker_probes: u64,
+    pub docker_seconds: u64,
     /// CPUs of the client and the server of every pair.
     pub placement: Placement,
     /// Which measurements run: [`SECTIONS`] by default.
@@ -141,22 +176,38 @@ impl BenchConfig {
     pub fn short() -> Self {
         Self {
             short: true,
+            cost_reps: 2,
             cost_rr_probes: 300,
             cost_blast_rate: 20_000,
             cost_blast_seconds: 0.3,
+            cost_stream_seconds: 1,
             stream_seconds: 1,
             throughput_seconds: 1,
             throughput_reps: 1,
             capacity_steps: vec![(20_000, 1), (50_000, 1)],
             capacity_seconds: 0.3,
-            drain_ring_bytes: crate::trace::TraceConfig::default().ring_bytes,
-            ring_bytes: vec![crate::trace::TraceConfig::default().ring_bytes, 1 << 26],
+            capacity_reps: 2,
+            capacity_rep_steps: vec![(50_000, 1)],
+            capacity_rep_seconds: 0.3,
+            drain_ring_bytes: 1 << 22,
+            ring_bytes: vec![1 << 22, 1 << 26],
             accuracy_reps: 1,
             accuracy_stream_reps: 1,
             // sockperf --no-rdtsc finds no valid observation in 1 s (its warm-up eats it).
             sockperf_seconds: 2,
+            observer_pairs: 2,
+            observer_probes: 200,
+            docker_reps: 2,
+            docker_probes: 200,
+            docker_seconds: 1,
             placement: Placement::detect(),
-            sections: SECTIONS.map(str::to_owned).to_vec(),
+            // The Docker experiment takes longer than the rest of short mode: by hand
+            // (`--only docker`).
+            sections: SECTIONS
+                .iter()
+                .filter(|s| **s != "docker")
+                .map(|s| (*s).to_owned())
+                .collect(),
             default_cmd: Vec::new(),
         }
     }
@@ -165,9 +216,11 @@ impl BenchConfig {
     pub fn full() -> Self {
         Self {
             short: false,
-            cost_rr_probes: 20_000,
+            cost_reps: 5,
+            cost_rr_probes: 10_000,
             cost_blast_rate: 100_000,
-            cost_blast_seconds: 2.0,
+            cost_blast_seconds: 1.5,
+            cost_stream_seconds: 2,
             stream_seconds: 5,
             throughput_seconds: 3,
             throughput_reps: 8,
@@ -182,12 +235,20 @@ impl BenchConfig {
                 (0, 1),
                 (0, 2),
             ],
-            capacity_seconds: 2.0,
+            capacity_seconds: 1.0,
+            capacity_reps: 6,
+            capacity_rep_steps: vec![(0, 1), (0, 2)],
+            capacity_rep_seconds: 1.5,
             drain_ring_bytes: 1 << 26,
-            ring_bytes: vec![crate::trace::TraceConfig::default().ring_bytes, 1 << 26],
-            accuracy_reps: 9,
+            ring_bytes: vec![1 << 22, 1 << 26],
+            accuracy_reps: 10,
             accuracy_stream_reps: 5,
             sockperf_seconds: 2,
+            observer_pairs: 12,
+            observer_probes: 3000,
+            docker_reps: 8,
+            docker_probes: 2000,
+            docker_seconds: 1,
             placement: Placement::detect(),
             sections: SECTIONS.map(str::to_owned).to_vec(),
             default_cmd: Vec::new(),
@@ -223,6 +284,8 @@ pub struct BenchReport {
     pub throughput: Option<ThroughputFigures>,
     pub capacity: Option<CapacityFigures>,
     pub accuracy: Option<AccuracyFigures>,
+    pub observer: Option<EffectFigures>,
+    pub docker: Option<DockerEffect>,
     pub wall_time: WallTime,
     pub targets: Vec<figures::Verdict>,
     pub bpf_stats: StatsToggle,
@@ -304,6 +367,72 @@ fn keep<T>(
     }
 }
 
+/// The figures of the sections that ran.
+#[derive(Default)]
+struct Measured {
+    cost: Option<CostFigures>,
+    throughput: Option<ThroughputFigures>,
+    capacity: Option<CapacityFigures>,
+    accuracy: Option<AccuracyFigures>,
+    observer: Option<EffectFigures>,
+    docker: Option<DockerEffect>,
+}
+
+/// Every selected section but the wall time, in order; failures go to `errors`.
+async fn measure_sections(
+    config: &BenchConfig,
+    errors: &mut Vec<SectionError>,
+    program_ids: &mut Vec<u32>,
+) -> Measured {
+    let wanted = |section: &str| config.sections.iter().any(|s| s == section);
+    let mut m = Measured::default();
+    if wanted("cost") {
+        progress("1. per-program cost (rr, stream and blast load, lab bridge path)");
+        m.cost = keep(
+            errors,
+            "cost",
+            cost::measure(config, program_ids).await,
+        );
+    }
+    if wanted("throughput") {
+        progress("2. throughput impact (agent stream, lab bridge path)");
+        m.throughput = keep(
+            errors,
+            "throughput",
+            throughput::measure(config, program_ids).await,
+        );
+    }
+    if wanted("capacity") {
+        progress("3. capacity (blast datagrams, lab bridge path)");
+        m.capacity = keep(
+            errors,
+            "capacity",
+            capacity::measure(config, program_ids).await,
+        );
+    }
+    if wanted("accuracy") {
+        progress("4. accuracy (sockperf and iperf3, lab bridge path)");
+        m.accuracy = keep(
+            errors,
+            "accuracy",
+            accuracy::measure(config).await,
+        );
+    }
+    if wanted("observer") {
+        progress("5. observer effect (traced / untraced blocks, lab veth and bridge paths)");
+        m.observer = keep(
+            errors,
+            "observer",
+            rtt_effect::measure(config, program_ids).await,
+        );
+    }
+    if wanted("docker") {
+        progress("6. observer effect of the Docker experiment's bridge pair (netbench run)");
+        m.docker = Some(docker::measure(config).await);
+    }
+    m
+}
+
 /// Run every selected measurement in order. Section failures are recorded, not fatal.
 pub async fn run(config: &BenchConfig) -> BenchReport {
     let mut machine_load = checks::MachineLoad {
@@ -317,47 +446,13 @@ pub async fn run(config: &BenchConfig) -> BenchReport {
     let wanted = |section: &str| config.sections.iter().any(|s| s == section);
 
     let mut toggle = StatsToggle {
-        method: "BPF_ENABLE_STATS fd (reference-counted; closed after the cost section)",
+        method: "BPF_ENABLE_STATS fd (reference-counted; held during the cost section and the \
+                 count-only+stats streams only)",
         sysctl_before: cost::stats_sysctl(),
         ..StatsToggle::default()
     };
-    let mut cost = None;
-    if wanted("cost") {
-        progress("1. per-program cost (rr, stream and blast load, lab bridge path)");
-        cost = keep(
-            &mut errors,
-            "cost",
-            cost::measure(config, &mut program_ids).await,
-        );
-    }
+    let m = measure_sections(config, &mut errors, &mut program_ids).await;
     toggle.sysctl_after = cost::stats_sysctl();
-    let mut throughput = None;
-    if wanted("throughput") {
-        progress("2. throughput impact (agent stream, lab bridge path)");
-        throughput = keep(
-            &mut errors,
-            "throughput",
-            throughput::measure(config, &mut program_ids).await,
-        );
-    }
-    let mut capacity = None;
-    if wanted("capacity") {
-        progress("3. capacity (blast datagrams, lab bridge path)");
-        capacity = keep(
-            &mut errors,
-            "capacity",
-            capacity::measure(config, &mut program_ids).await,
-        );
-    }
-    let mut accuracy = None;
-    if wanted("accuracy") {
-        progress("4. accuracy (sockperf and iperf3, lab bridge path)");
-        accuracy = keep(
-            &mut errors,
-            "accuracy",
-            accuracy::measure(config, &mut program_ids).await,
-        );
-    }
 
     let wall_time = if wanted("walltime") {
         walltime::measure(&config.default_cmd).await
@@ -377,15 +472,17 @@ pub async fn run(config: &BenchConfig) -> BenchReport {
     let leftovers = checks::leftovers(&program_ids, &toggle).await;
     machine_load.loadavg_1m_after = checks::loadavg();
     let mut report = BenchReport {
-        schema: 1,
+        schema: 2,
         kind: "netbench-bench",
         mode: if config.short { "short" } else { "full" },
         env: Env::local(),
         config: config.clone(),
-        cost,
-        throughput,
-        capacity,
-        accuracy,
+        cost: m.cost,
+        throughput: m.throughput,
+        capacity: m.capacity,
+        accuracy: m.accuracy,
+        observer: m.observer,
+        docker: m.docker,
         wall_time,
         targets: Vec::new(),
         bpf_stats: toggle,

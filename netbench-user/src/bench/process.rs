@@ -112,6 +112,12 @@ impl Server {
         Ok(Self { label, child })
     }
 
+    /// Its process id (while it runs).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stop (by pid) and reap.
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();

@@ -2,6 +2,7 @@
 use std::fmt::Write as _;
 
 use super::{BenchReport, figures::RatioCi};
+use crate::stats::{RepStats, pm};
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.filter(|v| v.is_finite())
@@ -11,169 +12,223 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 fn ratio(r: Option<RatioCi>) -> String {
     r.map_or_else(
         || "-".to_owned(),
-        |r| match r.ci95 {
-            Some(ci) => format!("{:.3} +- {ci:.3}", r.ratio),
-            None => format!("{:.3}", r.ratio),
-        },
+        |r| format!("{:.3} {}", r.ratio, pm(r.ci95, 3)),
     )
 }
 
-/// The whole report as text: one block per measurement, then the targets.
-#[must_use]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one flat block per section reads best"
-)]
-pub fn render(report: &BenchReport) -> String {
-    let mut out = String::new();
-    let env = &report.env;
+/// `mean +/- ci` of repetition statistics, or `-` without any.
+fn reps(r: &RepStats, digits: usize) -> String {
+    if r.per_rep.is_empty() {
+        "-".to_owned()
+    } else {
+        match r.ci95.filter(|c| c.is_finite()) {
+            Some(_) => format!("{:.digits$} {}", r.mean, pm(r.ci95, digits)),
+            None => format!("{:.digits$} (n/a)", r.mean),
+        }
+    }
+}
+
+fn cost(out: &mut String, report: &BenchReport) {
+    let Some(cost) = &report.cost else { return };
     let _ = writeln!(
         out,
-        "netbench bench ({}) on {}, {} CPUs, kernel {}; {:.0} s",
-        report.mode, env.cpu_model, env.cpus, env.kernel, report.elapsed_s
+        "\n1. per-program cost, lab {} path (BPF stats run_time_ns / run_cnt), {} reps \
+         (mean +/- 95% CI)",
+        cost.path, cost.reps
     );
-
-    if let Some(cost) = &report.cost {
-        let _ = writeln!(
-            out,
-            "\n1. per-program cost, lab {} path (BPF stats run_time_ns / run_cnt)",
-            cost.path
-        );
-        let _ = writeln!(
-            out,
-            "  {:<7} {:<11} {:<32} {:>10} {:>9}",
-            "load", "variant", "program", "runs", "ns/run"
-        );
-        for run in &cost.runs {
-            for p in &run.programs {
-                let _ = writeln!(
-                    out,
-                    "  {:<7} {:<11} {:<32} {:>10} {:>9}",
-                    run.load,
-                    run.variant,
-                    p.program,
-                    p.run_cnt,
-                    opt(p.ns_per_run, 1)
-                );
-            }
-        }
-        match (&cost.floor, &cost.floor_error) {
-            (Some(f), _) => {
-                let _ = writeln!(
-                    out,
-                    "  {:<7} {:<11} {:<32} {:>10} {:>9}   (floor of the method)",
-                    "stream",
-                    "-",
-                    f.program,
-                    f.run_cnt,
-                    opt(f.ns_per_run, 1)
-                );
-            }
-            (None, Some(err)) => {
-                let _ = writeln!(out, "  floor (empty program) not measured: {err}");
-            }
-            (None, None) => {}
-        }
-        for run in &cost.runs {
+    let _ = writeln!(
+        out,
+        "  {:<7} {:<11} {:<32} {:>10} {:>18} {:>8}",
+        "load", "variant", "program", "runs", "ns/run", "target"
+    );
+    for run in &cost.runs {
+        for p in &run.programs {
             let _ = writeln!(
                 out,
-                "  {} / {}: {} [programs busy {:.2}% of one CPU]",
-                run.load, run.variant, run.what, run.cpu_pct
+                "  {:<7} {:<11} {:<32} {:>10} {:>18} {:>8}",
+                run.load,
+                run.variant,
+                p.program,
+                p.run_cnt,
+                reps(&p.ns_per_run, 1),
+                run.target_ns
+                    .map_or_else(|| "-".to_owned(), |t| format!("<= {t}"))
             );
         }
     }
+    match (&cost.floor, &cost.floor_error) {
+        (Some(f), _) => {
+            let _ = writeln!(
+                out,
+                "  {:<7} {:<11} {:<32} {:>10} {:>18}   (floor of the method)",
+                "stream",
+                "-",
+                f.program,
+                f.run_cnt,
+                reps(&f.ns_per_run, 1)
+            );
+        }
+        (None, Some(err)) => {
+            let _ = writeln!(out, "  floor (empty program) not measured: {err}");
+        }
+        (None, None) => {}
+    }
+    for run in &cost.runs {
+        let _ = writeln!(
+            out,
+            "  {} / {}: {} [programs busy {}% of one CPU; {} events, {} reader runs]",
+            run.load,
+            run.variant,
+            run.what,
+            reps(&run.cpu_pct, 2),
+            run.events,
+            run.reader_wakeups
+        );
+    }
+}
 
-    if let Some(tput) = &report.throughput {
-        let _ = writeln!(
-            out,
-            "\n2. throughput impact: agent TCP stream over the lab {} path, {} x {} s per mode \
-             (rotating order)",
-            tput.path, tput.reps, tput.seconds
+fn throughput(out: &mut String, report: &BenchReport) {
+    let Some(tput) = &report.throughput else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\n2. throughput impact: agent TCP stream over the lab {} path, {} x {} s per mode \
+         (rotating order)",
+        tput.path, tput.reps, tput.seconds
+    );
+    let _ = writeln!(
+        out,
+        "  {:<16} {:>9} {:>8} {:>8} {:>8} {:>16}  paired loss (95% CI)",
+        "tracing", "Gbit/s", "stddev", "min", "max", "CPU ns/KiB"
+    );
+    for m in &tput.modes {
+        let min = m.gbps.per_rep.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = m
+            .gbps
+            .per_rep
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let loss = m.loss_pct.map_or_else(
+            || "-".into(),
+            |l| {
+                let median = m.loss_median_pct.unwrap_or(f64::NAN);
+                format!("{l:.2}% {} (median {median:.2}%)", pm(m.loss_ci95_pct, 2))
+            },
         );
         let _ = writeln!(
             out,
-            "  {:<11} {:>9} {:>8} {:>8} {:>8}  paired loss (95% CI)",
-            "tracing", "Gbit/s", "stddev", "min", "max"
+            "  {:<16} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>16}  {loss}",
+            m.mode,
+            m.gbps.mean,
+            m.gbps.stddev,
+            min,
+            max,
+            reps(&m.cpu_ns_per_kib, 1),
         );
-        for m in &tput.modes {
-            let min = m.gbps.per_rep.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = m
-                .gbps
-                .per_rep
+    }
+    if let Some(s) = &tput.cpu_share {
+        let _ = writeln!(
+            out,
+            "  tracer's share of the path's CPU (count-only, stats on): {}% = {} ns of \
+             programs per packet / {} ns of sender + receiver CPU per packet ({} packets, \
+             runs / {} devices)",
+            reps(&s.share_pct, 2),
+            reps(&s.tracer_ns_per_packet, 1),
+            reps(&s.path_ns_per_packet, 0),
+            s.packets,
+            s.devices
+        );
+    }
+    for m in &tput.modes {
+        let _ = writeln!(out, "  {}: {}", m.mode, m.what);
+    }
+}
+
+fn capacity(out: &mut String, report: &BenchReport) {
+    let Some(cap) = &report.capacity else { return };
+    let _ = writeln!(
+        out,
+        "\n3. capacity: blast datagrams ({} B) across the lab {} path, {} events per \
+         datagram, {} s per step",
+        cap.datagram_bytes, cap.path, cap.events_per_datagram, cap.step_seconds
+    );
+    let header = |out: &mut String| {
+        let _ = writeln!(
+            out,
+            "    {:>12} {:>12} {:>13} {:>13} {:>10} {:>9} {:>7} {:>6}",
+            "offered/s",
+            "datagrams/s",
+            "produced ev/s",
+            "delivered/s",
+            "ring lost",
+            "rdr drop",
+            "forced",
+            "timer"
+        );
+    };
+    let row = |out: &mut String, s: &super::figures::CapacityStep| {
+        let offered = if s.offered_per_sender == 0 {
+            format!("{} x max", s.senders)
+        } else {
+            format!("{} x {}", s.senders, s.offered_per_sender)
+        };
+        let _ = writeln!(
+            out,
+            "    {:>12} {:>12.0} {:>13.0} {:>13.0} {:>10} {:>9} {:>7} {:>6}",
+            offered,
+            s.datagram_rate,
+            s.produced_rate,
+            s.event_rate,
+            s.kernel_lost,
+            s.reader_dropped,
+            s.forced_wakeups,
+            s.timer_drains
+        );
+    };
+    for ring in &cap.rings {
+        let _ = writeln!(
+            out,
+            "  ring {} MiB ({} events; forced wake-up past half of it)",
+            ring.ring_bytes >> 20,
+            ring.ring_events
+        );
+        header(out);
+        for s in &ring.steps {
+            row(out, s);
+        }
+        let _ = writeln!(
+            out,
+            "    highest loss-free: {} events/s; {}",
+            opt(ring.summary.max_lossless_events_per_s, 0),
+            ring.limited_by
+        );
+    }
+    if let Some(r) = &cap.reps {
+        let _ = writeln!(
+            out,
+            "  top steps repeated {} times on the {} MiB ring ({} s each):",
+            r.per_rep.len(),
+            r.ring_bytes >> 20,
+            r.seconds
+        );
+        header(out);
+        for s in &r.runs {
+            row(out, s);
+        }
+        let _ = writeln!(
+            out,
+            "    highest loss-free events/s per rep: {}; mean {}",
+            r.per_rep
                 .iter()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max);
-            let _ = writeln!(
-                out,
-                "  {:<11} {:>9.2} {:>8.2} {:>8.2} {:>8.2}  {}",
-                m.mode,
-                m.gbps.mean,
-                m.gbps.stddev,
-                min,
-                max,
-                m.loss_pct.map_or_else(
-                    || "-".into(),
-                    |l| {
-                        let ci = m
-                            .loss_ci95_pct
-                            .map_or_else(String::new, |c| format!(" +- {c:.2}"));
-                        let median = m.loss_median_pct.unwrap_or(f64::NAN);
-                        format!("{l:.2}%{ci} (median {median:.2}%)")
-                    }
-                )
-            );
-        }
-        for m in &tput.modes {
-            let _ = writeln!(out, "  {}: {}", m.mode, m.what);
-        }
-    }
-
-    if let Some(cap) = &report.capacity {
-        let _ = writeln!(
-            out,
-            "\n3. capacity: blast datagrams ({} B) across the lab {} path, {} events per \
-             datagram, {} s per step",
-            cap.datagram_bytes, cap.path, cap.events_per_datagram, cap.step_seconds
+                .map(|v| opt(*v, 0))
+                .collect::<Vec<_>>()
+                .join(", "),
+            reps(&r.lossless_events_per_s, 0)
         );
-        for ring in &cap.rings {
-            let _ = writeln!(
-                out,
-                "  ring {} MiB ({} events)",
-                ring.ring_bytes >> 20,
-                ring.ring_events
-            );
-            let _ = writeln!(
-                out,
-                "    {:>12} {:>12} {:>13} {:>13} {:>10} {:>10}",
-                "offered/s", "datagrams/s", "produced ev/s", "delivered/s", "ring lost", "rdr drop"
-            );
-            for s in &ring.steps {
-                let offered = if s.offered_per_sender == 0 {
-                    format!("{} x max", s.senders)
-                } else {
-                    format!("{} x {}", s.senders, s.offered_per_sender)
-                };
-                let _ = writeln!(
-                    out,
-                    "    {:>12} {:>12.0} {:>13.0} {:>13.0} {:>10} {:>10}",
-                    offered,
-                    s.datagram_rate,
-                    s.produced_rate,
-                    s.event_rate,
-                    s.kernel_lost,
-                    s.reader_dropped
-                );
-            }
-            let _ = writeln!(
-                out,
-                "    highest loss-free: {} events/s; {}",
-                opt(ring.summary.max_lossless_events_per_s, 0),
-                ring.limited_by
-            );
-        }
     }
-
-    if let Some(d) = report.capacity.as_ref().and_then(|c| c.drain.as_ref()) {
+    if let Some(d) = &cap.drain {
         let _ = writeln!(
             out,
             "  reader drain rate: {} events waiting in a {} MiB ring, delivered in {:.3} s = \
@@ -184,69 +239,132 @@ pub fn render(report: &BenchReport) -> String {
             d.events_per_s
         );
     }
+}
 
-    if let Some(acc) = &report.accuracy {
+fn accuracy(out: &mut String, report: &BenchReport) {
+    let Some(acc) = &report.accuracy else { return };
+    let _ = writeln!(
+        out,
+        "\n4. accuracy on the lab {} path, {} reps in alternating order (mean +- sd of the \
+         per-rep percentiles; ratio: mean of the per-rep ratios +/- 95% CI)",
+        acc.path, acc.reps
+    );
+    let cpu = |c: Option<usize>| c.map_or_else(|| "any".into(), |c| c.to_string());
+    for r in &acc.rtt {
         let _ = writeln!(
             out,
-            "\n4. accuracy on the lab {} path, {} reps in rotating order (mean +- sd of the \
-             per-rep percentiles; ratio +- 95% CI)",
-            acc.path, acc.reps
+            "  {} (client cpu {}, server cpu {})",
+            r.placement,
+            cpu(r.client_cpu),
+            cpu(r.server_cpu)
         );
-        for r in &acc.rtt {
-            let cpu = |c: Option<usize>| c.map_or_else(|| "any".into(), |c| c.to_string());
+        for (name, tool, ratios) in [
+            ("sockperf ping-pong", &r.sockperf, None),
+            (
+                "agent (untraced)",
+                &r.agent,
+                Some((r.ratio_p50, r.ratio_p99)),
+            ),
+        ] {
+            let _ = write!(
+                out,
+                "    rr {} B {:<19} p50 {:7.2} +- {:5.2} us  p99 {:7.2} +- {:6.2} us",
+                r.size,
+                name,
+                tool.p50_us.mean,
+                tool.p50_us.stddev,
+                tool.p99_us.mean,
+                tool.p99_us.stddev
+            );
+            if let Some((p50, p99)) = ratios {
+                let _ = write!(out, "  ratio p50 {} p99 {}", ratio(p50), ratio(p99));
+            }
+            let _ = writeln!(out);
+        }
+    }
+    let s = &acc.stream;
+    let _ = writeln!(
+        out,
+        "  stream {} x {} s (cross-cpu): iperf3 {:.2} +- {:.2} Gbit/s, agent {:.2} +- {:.2} \
+         Gbit/s, ratio {}",
+        s.reps,
+        s.seconds,
+        s.iperf3_gbps.mean,
+        s.iperf3_gbps.stddev,
+        s.agent_gbps.mean,
+        s.agent_gbps.stddev,
+        ratio(s.ratio)
+    );
+}
+
+fn observer(out: &mut String, report: &BenchReport) {
+    if let Some(o) = &report.observer {
+        let _ = writeln!(
+            out,
+            "\n5. observer effect on the lab paths: interleaved traced / untraced blocks (ABBA), \
+             traced as `netbench lab` traces; ratio pooled, 95% CI from the per-pair ratios"
+        );
+        for r in &o.runs {
             let _ = writeln!(
                 out,
-                "  {} (client cpu {}, server cpu {})",
+                "  {:<6} {:<9} {} pairs x {} probes: p50 {:.1} / {:.1} us, p99 {:.1} / {:.1} us \
+                 (traced / untraced): {}; {} events, {} lost, {} reader runs (at most {} in a \
+                 block)",
+                r.path,
                 r.placement,
-                cpu(r.client_cpu),
-                cpu(r.server_cpu)
+                r.pairs,
+                r.probes_per_block,
+                r.traced_p50_us,
+                r.untraced_p50_us,
+                r.traced_p99_us,
+                r.untraced_p99_us,
+                r.effect
+                    .as_ref()
+                    .map_or_else(|| "no pair".to_owned(), crate::observer::ObserverEffect::describe),
+                r.events,
+                r.events_lost,
+                r.reader_wakeups,
+                r.max_block_wakeups
             );
-            for (name, tool, ratios) in [
-                ("sockperf ping-pong", &r.sockperf, None),
-                (
-                    "agent (untraced)",
-                    &r.agent,
-                    Some((r.ratio_p50, r.ratio_p99)),
-                ),
-                (
-                    "agent (traced)",
-                    &r.agent_traced,
-                    Some((r.traced_ratio_p50, r.traced_ratio_p99)),
-                ),
-            ] {
-                let _ = write!(
-                    out,
-                    "    rr {} B {:<19} p50 {:7.2} +- {:5.2} us  p99 {:7.2} +- {:6.2} us",
-                    r.size,
-                    name,
-                    tool.p50_us.mean,
-                    tool.p50_us.stddev,
-                    tool.p99_us.mean,
-                    tool.p99_us.stddev
-                );
-                if let Some((p50, p99)) = ratios {
-                    let _ = write!(out, "  ratio p50 {} p99 {}", ratio(p50), ratio(p99));
-                }
-                let _ = writeln!(out);
-            }
         }
-        let s = &acc.stream;
+    }
+    if let Some(d) = &report.docker {
         let _ = writeln!(
             out,
-            "  stream {} x {} s (cross-cpu): iperf3 {:.2} +- {:.2} Gbit/s, agent {:.2} +- {:.2} \
-             Gbit/s, ratio {}",
-            s.reps,
-            s.seconds,
-            s.iperf3_gbps.mean,
-            s.iperf3_gbps.stddev,
-            s.agent_gbps.mean,
-            s.agent_gbps.stddev,
-            ratio(s.ratio)
+            "\n6. observer effect of the default Docker experiment's bridge pair (netbench run {}; \
+             {:.0} s)",
+            d.matrix, d.seconds
         );
+        match (&d.effect, &d.unsupported) {
+            (Some(e), _) => {
+                let _ = writeln!(out, "  runc bridge/bridge: {}", e.describe());
+                if let Some(s) = &d.scenario {
+                    let p = |r: Option<&crate::report::Rtt>| {
+                        r.map_or_else(|| "-".to_owned(), |r| format!("{:.1}", r.summary.p50))
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  rtt p50 traced {} us, untraced {} us; status {}",
+                        p(s.rtt_us.as_ref()),
+                        p(s.rtt_untraced_us.as_ref()),
+                        s.status.name()
+                    );
+                }
+            }
+            (None, why) => {
+                let _ = writeln!(
+                    out,
+                    "  unsupported: {}",
+                    why.as_deref().unwrap_or("no figure")
+                );
+            }
+        }
     }
+}
 
+fn wall_time(out: &mut String, report: &BenchReport) {
     let wall = &report.wall_time;
-    let _ = writeln!(out, "\n5. wall time of the default experiment");
+    let _ = writeln!(out, "\n7. wall time of the default experiment");
     match (&wall.skipped, wall.seconds) {
         (Some(why), _) => {
             let _ = writeln!(out, "  skipped: {why}");
@@ -268,32 +386,68 @@ pub fn render(report: &BenchReport) -> String {
             );
         }
     }
+}
 
-    let _ = writeln!(out, "\ntargets");
+fn number(x: f64, unit: &str) -> String {
+    if x.abs() >= 1000.0 {
+        format!("{x:.0}")
+    } else if unit == "x" {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn targets(out: &mut String, report: &BenchReport) {
+    let _ = writeln!(
+        out,
+        "\ntargets (met: the whole 95% CI inside the target; NOT met: wholly outside; \
+         otherwise unresolved)"
+    );
     for v in &report.targets {
-        let verdict = match v.met {
-            Some(true) => "met",
-            Some(false) => "NOT met",
-            None => "-",
-        };
-        let value = v.value.map_or_else(
+        let value = v.value.filter(|x| x.is_finite()).map_or_else(
             || "-".to_owned(),
             |x| {
-                if x.abs() >= 1000.0 {
-                    format!("{x:.0}")
-                } else if v.unit == "x" {
-                    format!("{x:.3}")
-                } else {
-                    format!("{x:.1}")
-                }
+                let ci = v
+                    .ci95
+                    .filter(|c| c.is_finite())
+                    .map_or_else(|| " (no CI)".to_owned(), |c| format!(" +/- {}", number(c, v.unit)));
+                format!("{}{ci}", number(x, v.unit))
             },
         );
+        let note = v
+            .note
+            .as_ref()
+            .map_or_else(String::new, |n| format!("  [{n}]"));
         let _ = writeln!(
             out,
-            "  {:<54} {:>10} {:<9} {:<22} {verdict}",
-            v.figure, value, v.unit, v.target
+            "  {:<72} {:>22} {:<9} {:<18} {}{note}",
+            v.figure,
+            value,
+            v.unit,
+            v.target,
+            v.decision.label()
         );
     }
+}
+
+/// The whole report as text: one block per measurement, then the targets.
+#[must_use]
+pub fn render(report: &BenchReport) -> String {
+    let mut out = String::new();
+    let env = &report.env;
+    let _ = writeln!(
+        out,
+        "netbench bench ({}) on {}, {} CPUs, kernel {}; {:.0} s",
+        report.mode, env.cpu_model, env.cpus, env.kernel, report.elapsed_s
+    );
+    cost(&mut out, report);
+    throughput(&mut out, report);
+    capacity(&mut out, report);
+    accuracy(&mut out, report);
+    observer(&mut out, report);
+    wall_time(&mut out, report);
+    targets(&mut out, report);
     let _ = writeln!(
         out,
         "BPF stats: {}; kernel.bpf_stats_enabled before {:?}, after {:?}",
@@ -315,7 +469,11 @@ pub fn render(report: &BenchReport) -> String {
         }
     );
     if report.problems.is_empty() {
-        let _ = writeln!(out, "checks: ok (figures sane, nothing left behind)");
+        let _ = writeln!(
+            out,
+            "checks: ok (figures sane, events accounted for, no wake-up per event, nothing \
+             left behind)"
+        );
     } else {
         let _ = writeln!(out, "checks: {} problem(s)", report.problems.len());
         for p in &report.problems {

@@ -1,36 +1,18 @@
-//! What the benchmark runs: the agent's `stream` and `blast` clients, and a tracing
-//! session (the real tracer, attached to every hook of a lab path, with the real
-//! ring-buffer reader feeding a consumer that only counts).
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+//! What the benchmark runs: the agent's `rr`, `stream` and `blast` clients, and the
+//! start of a trace session (the one `lab` and `run` use: [`crate::trace::Session`]).
+use std::{net::SocketAddr, time::Duration};
 
-use netbench_common::HopEvent;
 use serde::Deserialize;
-use tokio::{
-    sync::{mpsc, oneshot},
-    task::JoinHandle,
-};
-
 use tokio::process::Command;
 
 use super::{
     BenchError, ECHO_PORT, MSG_SIZE,
-    figures::ProgramSample,
     process::{self, Server},
 };
 use crate::{
-    agent::{self, AgentError},
+    agent::{self, AgentError, RrProbe},
     netns::NetnsRef,
-    trace::{
-        EventReader, HookDevice, KernelCounters, ReaderStats, TcMode, TraceConfig, TraceError,
-        Tracer,
-    },
+    trace::{Session, SessionConfig},
 };
 
 /// The agent's `stream` line.
@@ -117,7 +99,8 @@ async fn run_agent(
     process::run_client(agent_command(ns, args, cpu)?, "netbench-agent", limit).await
 }
 
-/// `netbench-agent rr` (UDP, back to back) from `ns`: the probes' round trips in ns.
+/// `netbench-agent rr` (UDP, back to back) from `ns`: its probes (printed only after
+/// the last one, read from a file once it has exited).
 ///
 /// # Errors
 /// When the agent fails or prints garbage.
@@ -127,7 +110,7 @@ pub async fn rr(
     count: u64,
     run_id: u32,
     cpu: Option<usize>,
-) -> Result<Vec<u64>, BenchError> {
+) -> Result<Vec<RrProbe>, BenchError> {
     let args = [
         "rr".to_owned(),
         "--server".to_owned(),
@@ -146,8 +129,7 @@ pub async fn rr(
         "600".to_owned(),
     ];
     let out = run_agent(ns, &args, Duration::from_secs(610), cpu).await?;
-    let probes = agent::parse_rr_output(&out).map_err(|m| protocol(ns, m))?;
-    Ok(probes.iter().filter_map(|p| p.rtt_ns).collect())
+    agent::parse_rr_output(&out).map_err(|m| protocol(ns, m))
 }
 
 /// `netbench-agent stream` from `ns` to the sink at `sink` for `seconds`.
@@ -217,151 +199,15 @@ pub async fn blast(
         .collect()
 }
 
-/// The tracer attached to a path, its reader feeding a consumer that only counts.
-pub struct Tracing {
-    tracer: Tracer,
-    stop: oneshot::Sender<()>,
-    reader: ReaderState,
-    consumer: JoinHandle<()>,
-    delivered: Arc<AtomicU64>,
-    /// Ids of the programs this session loaded (for the leftover check).
-    pub program_ids: Vec<u32>,
-}
-
-type ReaderTask = JoinHandle<Result<ReaderStats, TraceError>>;
-
-/// The reader runs from the start, or is held back (events pile up in the ring) until
-/// [`Tracing::resume`].
-enum ReaderState {
-    Running(ReaderTask),
-    Held(
-        Box<(
-            EventReader,
-            mpsc::Sender<Vec<HopEvent>>,
-            oneshot::Receiver<()>,
-        )>,
-    ),
-    Gone,
-}
-
-/// What a tracing session saw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TracingOutcome {
-    pub counters: KernelCounters,
-    pub reader: ReaderStats,
-    /// Events that reached the consumer.
-    pub delivered: u64,
-}
-
-impl Tracing {
-    /// Load the tracer with `config`, attach it to every hook, start the reader.
-    ///
-    /// # Errors
-    /// When loading or attaching fails (whatever was attached is detached).
-    pub fn start(config: &TraceConfig, hooks: &[HookDevice]) -> Result<Self, BenchError> {
-        let mut t = Self::start_held(config, hooks)?;
-        t.resume();
-        Ok(t)
-    }
-
-    /// Like [`Self::start`], but the reader only starts at [`Self::resume`].
-    ///
-    /// # Errors
-    /// When loading or attaching fails (whatever was attached is detached).
-    pub fn start_held(config: &TraceConfig, hooks: &[HookDevice]) -> Result<Self, BenchError> {
-        let mut tracer = Tracer::load(config)?;
-        for hook in hooks {
-            tracer.attach(hook, TcMode::Auto)?;
-        }
-        let program_ids = program_samples(&tracer).iter().map(|s| s.id).collect();
-        let reader = tracer.take_reader()?;
-        // The channel the lab uses: bounded, drained by a task that never blocks.
-        let (tx, mut rx) = mpsc::channel::<Vec<HopEvent>>(1024);
-        let (stop, stop_rx) = oneshot::channel();
-        let delivered = Arc::new(AtomicU64::new(0));
-        let count = Arc::clone(&delivered);
-        let consumer = tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
-                count.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
-        });
-        Ok(Self {
-            tracer,
-            stop,
-            reader: ReaderState::Held(Box::new((reader, tx, stop_rx))),
-            consumer,
-            delivered,
-            program_ids,
-        })
-    }
-
-    /// Start the reader if it is held back.
-    pub fn resume(&mut self) {
-        if let ReaderState::Held(held) = std::mem::replace(&mut self.reader, ReaderState::Gone) {
-            let (reader, tx, stop_rx) = *held;
-            self.reader = ReaderState::Running(tokio::spawn(reader.run(tx, stop_rx)));
-        }
-    }
-
-    /// Events the consumer has counted so far.
-    #[must_use]
-    pub fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::Relaxed)
-    }
-
-    /// The kernel-side counters now.
-    ///
-    /// # Errors
-    /// When the maps cannot be read.
-    pub fn counters(&self) -> Result<KernelCounters, BenchError> {
-        Ok(self.tracer.counters()?)
-    }
-
-    /// The tracer's programs' cumulative statistics now.
-    #[must_use]
-    pub fn samples(&self) -> Vec<ProgramSample> {
-        program_samples(&self.tracer)
-    }
-
-    /// Let the reader drain what is in the ring, stop it, read the counters, detach.
-    ///
-    /// # Errors
-    /// When the reader failed or the counters cannot be read.
-    pub async fn finish(mut self) -> Result<TracingOutcome, BenchError> {
-        self.resume();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = self.stop.send(());
-        let reader = match std::mem::replace(&mut self.reader, ReaderState::Gone) {
-            ReaderState::Running(task) => task.await??,
-            _ => ReaderStats::default(),
-        };
-        self.consumer.await?;
-        let delivered = self.delivered.load(Ordering::Relaxed);
-        let counters = self.tracer.counters()?;
-        self.tracer.detach_all()?;
-        Ok(TracingOutcome {
-            counters,
-            reader,
-            delivered,
-        })
-    }
-}
-
-/// Run-time statistics of the tracer's programs (meaningful while BPF stats are on).
-fn program_samples(tracer: &Tracer) -> Vec<ProgramSample> {
-    let mut out = Vec::new();
-    for (name, program) in tracer.ebpf.programs() {
-        // Only loaded programs have an fd (the object also holds the doctor's probes).
-        let Ok(info) = program.info() else { continue };
-        out.push(ProgramSample {
-            program: name.to_owned(),
-            id: info.id(),
-            run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
-            run_cnt: info.run_count(),
-        });
-    }
-    out.sort_by(|a, b| a.program.cmp(&b.program));
-    out
+/// Start a trace session for a bench run, noting the ids of the programs it loaded
+/// (the leftover check looks for them at the end).
+///
+/// # Errors
+/// When loading, attaching or tracking fails (whatever was attached is detached).
+pub fn session(config: &SessionConfig, program_ids: &mut Vec<u32>) -> Result<Session, BenchError> {
+    let session = Session::start(config)?;
+    program_ids.extend(session.program_stats().iter().map(|p| p.id));
+    Ok(session)
 }
 
 #[cfg(test)]
