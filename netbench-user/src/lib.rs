@@ -3,16 +3,19 @@
 //! The library behind the `netbench` binary; one module per concern.
 
 pub mod agent;
+pub mod analysis;
 pub mod bench;
 pub mod block;
 pub mod correlate;
 pub mod docker;
 pub mod doctor;
+pub mod elf;
 pub mod experiment;
 pub mod lab;
 pub mod netlink;
 pub mod netns;
 pub mod observer;
+pub mod path;
 pub mod plot;
 pub mod report;
 pub mod runqueue;

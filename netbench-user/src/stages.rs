@@ -1,11 +1,25 @@
 //! The stage model: a path's hook devices in request order -> its points -> named
-//! stages, and the per-stage statistics of a set of timelines.
+//! stages, and the per-stage statistics of a set of timelines. Every stage name the tool
+//! reports is defined here.
 use serde::{Deserialize, Serialize};
 
 use crate::{
     correlate::{DeviceId, DirTag, HookKindTag, PathSpec, Point, PointSource, Timeline},
     stats::summarize,
 };
+
+/// The client's send path, from its app's send stamp to its first traced hook.
+pub const CLIENT_TX: &str = "client-tx-stack";
+/// The client's receive path, from its last traced hook to its app's receive stamp.
+pub const CLIENT_RX: &str = "client-rx-stack";
+/// The server's turnaround as the host sees it (stack, wake-up, app, stack).
+pub const SERVER_TURN: &str = "server-stack-and-app";
+/// The lab tap path's stand-in guest turnaround (host-visible only in the model).
+pub const GUEST_TURN: &str = "guest-stack-and-app";
+/// Kata: the server VM (guest kernel + agent + VMM), between the tap's egress and ingress.
+pub const VM_TURN: &str = "vm";
+/// Kata client: the client VM's guest tx and rx (guest clock: a duration only).
+pub const CLIENT_VM: &str = "client-vm";
 
 /// Stages of the veth path (client netns <-> server netns).
 pub const VETH_STAGES: &[&str] = &[
@@ -28,6 +42,36 @@ pub const BRIDGE_STAGES: &[&str] = &[
     "veth-client-reply",
     "client-rx-stack",
 ];
+
+/// The lab tap path as traced: client nbc0, sandbox eth0, sandbox `tap0_kata`, guest NIC.
+/// The guest-side stages exist only because the stand-in guest shares the host kernel;
+/// from the host a real VM is the single stage `vm` (see [`TAP_STAGES`]).
+pub const TAP_TRACED_STAGES: &[&str] = &[
+    "client-tx-stack",
+    "veth",
+    "tc-redirect-in",
+    "vmm-in",
+    "guest-stack-and-app",
+    "vmm-out",
+    "tc-redirect-out",
+    "veth-reply",
+    "client-rx-stack",
+];
+
+/// The lab tap path's stages as reported: the guest-side stages merged into `vm`.
+pub const TAP_STAGES: &[&str] = &[
+    "client-tx-stack",
+    "veth",
+    "tc-redirect-in",
+    "vm",
+    "tc-redirect-out",
+    "veth-reply",
+    "client-rx-stack",
+];
+
+/// The traced tap stages `[3, 6)` (`vmm-in`, `guest-stack-and-app`, `vmm-out`) are
+/// what [`TAP_STAGES`] reports as `vm`.
+pub const TAP_VM_MERGE: (usize, usize) = (3, 6);
 
 /// One hook device of a path: a display name and its ifindex.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn stage_results_sum_to_the_mean_rtt() {
+    fn stage_results_are_per_stage_differences() {
         let p = alternating_path(&hooks(2), VETH_STAGES);
         let t = vec![
             Timeline {
@@ -242,9 +286,12 @@ mod tests {
             },
         ];
         let r = stage_results(&p, &t, 11.0);
-        let sum: f64 = r.iter().map(|s| s.mean_us).sum();
-        assert!((sum - 11.0).abs() < 1e-9);
-        assert!((r.iter().map(|s| s.share).sum::<f64>() - 1.0).abs() < 1e-9);
+        let mean = |i: usize| r[i].mean_us;
+        assert!((mean(0) - 1.5).abs() < 1e-9, "client-tx {}", mean(0));
+        assert!((mean(2) - 4.5).abs() < 1e-9, "server {}", mean(2));
+        assert!((mean(3) - 0.75).abs() < 1e-9, "veth-reply {}", mean(3));
+        assert!((r[2].share - 4.5 / 11.0).abs() < 1e-9);
         assert_eq!(r[0].from_hook, "client-send");
+        assert_eq!(r[2].to_hook, "d1-egress-reply");
     }
 }

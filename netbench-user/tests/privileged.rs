@@ -240,8 +240,8 @@ async fn same_ifindex_in_two_namespaces_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lab_veth_stages_sum_to_the_round_trip() {
-    lab_stages_sum_to_the_round_trip(
+async fn lab_veth_path_traced_and_untraced() {
+    lab_path_traced_and_untraced(
         "veth",
         7361,
         &[
@@ -256,8 +256,8 @@ async fn lab_veth_stages_sum_to_the_round_trip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lab_bridge_stages_sum_to_the_round_trip() {
-    lab_stages_sum_to_the_round_trip(
+async fn lab_bridge_path_traced_and_untraced() {
+    lab_path_traced_and_untraced(
         "bridge",
         7371,
         &[
@@ -275,7 +275,7 @@ async fn lab_bridge_stages_sum_to_the_round_trip() {
     .await;
 }
 
-async fn lab_stages_sum_to_the_round_trip(path: &str, port: u16, stages: &[&str]) {
+async fn lab_path_traced_and_untraced(path: &str, port: u16, stages: &[&str]) {
     let Some(_root) = common::require_root() else {
         return;
     };
@@ -327,8 +327,8 @@ async fn lab_stages_sum_to_the_round_trip(path: &str, port: u16, stages: &[&str]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lab_tap_stages_sum_to_the_round_trip() {
-    lab_stages_sum_to_the_round_trip("tap", 7381, netbench::lab::run::TAP_STAGES).await;
+async fn lab_tap_path_traced_and_untraced() {
+    lab_path_traced_and_untraced("tap", 7381, netbench::stages::TAP_STAGES).await;
 }
 
 /// Tracing the Kata-style path never steals packets from its mirred redirects, and

@@ -2,48 +2,23 @@
 //! probes: a block traced at every hop and an untraced block, for the observer effect),
 //! bandwidth (agent `stream`, tracing off or count-only),
 //! and the CPU stress around them. The agent runs inside the containers (`docker exec`).
-use std::{collections::HashMap, net::Ipv4Addr, time::Duration};
+use std::{net::Ipv4Addr, time::Duration};
 
 use super::{
     ExperimentError,
     matrix::{BandwidthTracing, RunConfig},
-    path::{PathPlan, correlate_rep},
 };
 use crate::{
     agent::parse_rr_output,
     block::{self, Block},
-    correlate::{CorrelationStats, Timeline},
     docker::{
         Engine,
         container::{self, BackgroundExec},
         image::{AGENT_PATH, STRESS_PATH},
     },
-    observer::BlockPair,
+    path::TracedPath,
     trace::{KernelCounters, Session, SessionConfig, TraceMode},
 };
-
-/// What one latency measurement produced: a traced and an untraced block of probes.
-#[derive(Clone, Debug, Default)]
-pub struct LatencyRep {
-    pub timelines: Vec<Timeline>,
-    pub stats: CorrelationStats,
-    /// Events lost: not reserved in the kernel (ring full) or dropped by the reader.
-    pub events_lost: u64,
-    pub events: u64,
-    /// Times the reader ran while the traced block's probes could be in flight.
-    pub reader_wakeups: u64,
-    /// The server stage split by the server's scheduler events (runc: the agent is the
-    /// container's first process, on the host's scheduler).
-    pub runqueue: Option<(crate::runqueue::Parts, crate::runqueue::SplitStats)>,
-    /// The agent's round trips of each traced and untraced block pair (ns).
-    pub pairs: Vec<BlockPair>,
-}
-
-/// Index of the server's turnaround stage in a path, if it has one the host can see.
-#[must_use]
-pub fn server_stage(path: &crate::correlate::PathSpec) -> Option<usize> {
-    path.stages.iter().position(|n| n == "server-stack-and-app")
-}
 
 /// Run one block of `rr` probes in the client container, traced along `plan` or not.
 #[expect(clippy::too_many_arguments, reason = "one block's whole context")]
@@ -51,7 +26,7 @@ async fn rr_block(
     engine: &Engine,
     client: &str,
     server_ip: Ipv4Addr,
-    plan: &PathPlan,
+    plan: &TracedPath,
     cfg: &RunConfig,
     run_id: u32,
     traced: bool,
@@ -62,7 +37,7 @@ async fn rr_block(
     session.expected_events = cfg.probes * (2 * plan.hops.len() as u64 + 16);
     // The server's threads (per-connection ones appear as the client connects: the
     // kernel's fork hook adds them) split its turnaround by its scheduler events.
-    if server_stage(&plan.report_path()).is_some() {
+    if plan.runqueue_stage().is_some() {
         session.track_pids = server_pid.into_iter().collect();
     }
     let session = Session::start(&session)?;
@@ -124,12 +99,12 @@ pub async fn latency(
     engine: &Engine,
     client: &str,
     server_ip: Ipv4Addr,
-    plan: &PathPlan,
+    plan: &TracedPath,
     cfg: &RunConfig,
     run_id: u32,
     server_pid: Option<u32>,
     traced_first: bool,
-) -> Result<LatencyRep, ExperimentError> {
+) -> Result<Vec<Block>, ExperimentError> {
     let block_cfg = RunConfig {
         probes: (cfg.probes / u64::from(PAIRS_PER_REP)).max(1),
         ..cfg.clone()
@@ -143,34 +118,7 @@ pub async fn latency(
             .await?;
         blocks.push(b);
     }
-    let stage = server_stage(&plan.report_path()).filter(|_| server_pid.is_some());
-    let mut rep = LatencyRep {
-        pairs: block::pairs(&blocks),
-        ..LatencyRep::default()
-    };
-    for b in blocks.iter().filter(|b| b.traced) {
-        let rtt: HashMap<u64, u64> = b
-            .probes
-            .iter()
-            .filter_map(|p| p.rtt_ns.map(|r| (p.seq, r)))
-            .collect();
-        let events = &b.trace.events;
-        let (timelines, stats) = correlate_rep(plan, b.run_id, &b.app_probes(), &rtt, events);
-        if let Some(i) = stage {
-            let (parts, split) = crate::runqueue::split_parts(&timelines, i, events);
-            let (acc_parts, acc_split) = rep.runqueue.get_or_insert_with(Default::default);
-            for (acc, part) in acc_parts.iter_mut().zip(parts) {
-                acc.extend(part);
-            }
-            acc_split.add(split);
-        }
-        rep.timelines.extend(timelines);
-        rep.stats.absorb(stats);
-        rep.events_lost += b.trace.events_lost();
-        rep.events += b.trace.delivered;
-        rep.reader_wakeups += b.trace.reader.wakeups();
-    }
-    Ok(rep)
+    Ok(blocks)
 }
 
 /// What one bandwidth measurement produced.
@@ -189,7 +137,7 @@ pub async fn bandwidth(
     engine: &Engine,
     client: &str,
     server_ip: Ipv4Addr,
-    plan: &PathPlan,
+    plan: &TracedPath,
     cfg: &RunConfig,
 ) -> Result<BandwidthRep, ExperimentError> {
     let mode = match cfg.bandwidth_tracing {

@@ -21,12 +21,12 @@ use std::{
 };
 
 use matrix::{Driver, RunConfig, ScenarioSpec, Stress};
-use path::PathPlan;
+use crate::{analysis::analyze, block::Block, path::TracedPath};
 pub use progress::{Cancel, Progress};
 use runtimes::{Resolved, RuntimeFacts};
 
 use crate::{
-    correlate::{CorrelationStats, Timeline},
+
     docker::{
         DockerError, Engine, Engines,
         cleanup::{self, Removed},
@@ -36,10 +36,8 @@ use crate::{
         labels,
         network::{self, MacvlanParent, Network, SwarmPlan},
     },
-    observer::{BlockPair, observer_effect},
     report::{Env, ProbeCounts, ReportError, Results, Rtt, Scenario, Status, decide_status},
-    stages::stage_results,
-    stats::{rep_stats, summarize},
+    stats::rep_stats,
     trace::TraceError,
 };
 
@@ -556,99 +554,50 @@ fn failed_scenario(spec: &ScenarioSpec, why: String) -> Scenario {
 /// Per-repetition results of one scenario, accumulated.
 #[derive(Default)]
 struct Acc {
-    timelines: Vec<Timeline>,
-    /// Each repetition's traced p50 over its matched probes (None: nothing matched).
-    rep_p50: Vec<Option<f64>>,
-    /// Each repetition's untraced p50 (None: no probe answered).
-    rep_untraced_p50: Vec<Option<f64>>,
+    /// Each repetition's probe blocks, traced and untraced, in the order they ran.
+    reps: Vec<Vec<Block>>,
     bandwidth: Vec<f64>,
-    stats: CorrelationStats,
-    /// Events lost (ring full or dropped by the reader); probes with missing hops are
-    /// in `stats`.
-    events_lost: u64,
-    /// Traced and untraced round trips of each repetition.
-    pairs: Vec<BlockPair>,
-    /// The server stage split by scheduler events, over every repetition.
-    runqueue: Option<(crate::runqueue::Parts, crate::runqueue::SplitStats)>,
-}
-
-/// The p50 of a sample in microseconds, or None for an empty one (never 0.0).
-fn p50(samples_ns: &[u64]) -> Option<f64> {
-    (!samples_ns.is_empty()).then(|| summarize(samples_ns).p50)
 }
 
 impl Acc {
-    fn add(&mut self, lat: measure::LatencyRep, bw: &measure::BandwidthRep) {
-        let rtts: Vec<u64> = lat.timelines.iter().map(Timeline::rtt_ns).collect();
-        self.rep_p50.push(p50(&rtts));
-        let untraced: Vec<u64> = lat
-            .pairs
-            .iter()
-            .flat_map(|p| p.untraced_ns.iter().copied())
-            .collect();
-        self.rep_untraced_p50.push(p50(&untraced));
+    fn add(&mut self, blocks: Vec<Block>, bw: &measure::BandwidthRep) {
+        self.reps.push(blocks);
         self.bandwidth.push(bw.gbps);
-        self.stats.absorb(lat.stats);
-        self.events_lost += lat.events_lost;
-        self.pairs.extend(lat.pairs);
-        self.timelines.extend(lat.timelines);
-        if let Some((parts, stats)) = lat.runqueue {
-            let (acc_parts, acc_stats) = self.runqueue.get_or_insert_with(Default::default);
-            for (acc, part) in acc_parts.iter_mut().zip(parts) {
-                acc.extend(part);
-            }
-            acc_stats.add(stats);
-        }
     }
 
     fn into_scenario(
         self,
         spec: &ScenarioSpec,
-        plan: Option<&PathPlan>,
+        plan: Option<&TracedPath>,
         error: Option<String>,
         bandwidth_tracing: &str,
     ) -> Scenario {
-        let counts = ProbeCounts::from(&self.stats);
+        let Some(plan) = plan.filter(|_| !self.reps.is_empty()) else {
+            let (status, reason) = decide_status(&ProbeCounts::default(), error);
+            return base_scenario(spec, status, reason);
+        };
+        let a = analyze(plan, &self.reps);
+        let counts = ProbeCounts::from(&a.correlation);
         let (status, reason) = decide_status(&counts, error);
         let mut s = base_scenario(spec, status, reason);
-        if self.rep_p50.is_empty() {
-            return s;
-        }
         s.set_counts(&counts);
-        s.events_lost = self.events_lost;
-        if self.timelines.is_empty() {
-            return s;
-        }
-        let rtts: Vec<u64> = self.timelines.iter().map(Timeline::rtt_ns).collect();
-        let rtt = summarize(&rtts);
-        if let Some(plan) = plan {
-            let path = plan.report_path();
-            s.stages = stage_results(&path, &self.timelines, rtt.mean);
-            if let (Some((parts, stats)), Some(stage)) =
-                (&self.runqueue, measure::server_stage(&path))
-            {
-                s.breakdown = crate::runqueue::results(parts, rtt.mean, &path.stages[stage]);
-                s.runqueue = Some(*stats);
-            }
-        }
-        s.rtt_us = Some(Rtt {
-            summary: rtt,
-            per_rep_p50: self.rep_p50,
-        });
-        let untraced: Vec<u64> = self
-            .pairs
-            .iter()
-            .flat_map(|p| p.untraced_ns.iter().copied())
-            .collect();
-        if !untraced.is_empty() {
-            s.rtt_untraced_us = Some(Rtt {
-                summary: summarize(&untraced),
-                per_rep_p50: self.rep_untraced_p50,
-            });
-        }
-        s.observer_effect = observer_effect(&self.pairs);
+        s.events_lost = a.trace.events_lost;
         s.bandwidth_gbps = Some(rep_stats(&self.bandwidth));
         s.bandwidth_tracing = Some(bandwidth_tracing.to_owned());
+        s.rtt_untraced_us = a.rtt_untraced.map(|summary| Rtt {
+            summary,
+            per_rep_p50: a.per_rep_untraced_p50,
+        });
+        s.observer_effect = a.observer_effect;
+        if let Some(summary) = a.rtt {
+            s.rtt_us = Some(Rtt {
+                summary,
+                per_rep_p50: a.per_rep_p50,
+            });
+            s.stages = a.stages;
+            s.breakdown = a.breakdown;
+            s.runqueue = a.runqueue;
+        }
         s
     }
 }
@@ -658,7 +607,7 @@ struct Pair {
     server: Container,
     client: Container,
     server_ip: Ipv4Addr,
-    plan: PathPlan,
+    plan: TracedPath,
 }
 
 async fn run_scenario(
@@ -715,7 +664,7 @@ async fn run_scenario(
     let error = outcome.err().map(|e| match e {
         ExperimentError::Interrupted => format!(
             "interrupted (Ctrl-C) after {} of {} repetitions",
-            acc.rep_p50.len(),
+            acc.reps.len(),
             cfg.reps
         ),
         other => other.to_string(),
@@ -825,7 +774,7 @@ async fn find_plan(
     network: &Network,
     server: &Container,
     client: &Container,
-) -> Result<PathPlan, ExperimentError> {
+) -> Result<TracedPath, ExperimentError> {
     let candidates = hooks::peer_candidates(server.network_id.as_deref());
     let server_mac = server.mac.ok_or_else(|| {
         DockerError::Hook(format!(
@@ -870,7 +819,7 @@ async fn repetition(
     rep: u32,
     pair: &Pair,
     progress: &Progress,
-) -> Result<(measure::LatencyRep, measure::BandwidthRep), ExperimentError> {
+) -> Result<(Vec<Block>, measure::BandwidthRep), ExperimentError> {
     let cfg = ctx.cfg;
     let reps = cfg.reps;
     let server_engine = &state.engines.server;

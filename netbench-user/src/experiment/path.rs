@@ -4,48 +4,13 @@
 //! `veth-client`, `bridge`, `veth-server`, `server-stack-and-app`, ...), and the reply
 //! mirrors the request with `-reply` (Kata's redirects: `tc-redirect-in` on the way to
 //! the VM, `tc-redirect-out` on the way back).
-use std::collections::HashMap;
-
 use super::matrix::Driver;
 use crate::{
-    correlate::{AppProbe, CorrelationStats, HookKindTag, PathSpec, Point, PointSource, Timeline},
+    correlate::HookKindTag,
     docker::hooks::{ContainerHooks, Interface},
-    stages::{PathHook, explicit_path},
-    trace::HookDevice,
+    path::{Hop, TracedPath},
+    stages::{CLIENT_RX, CLIENT_TX, CLIENT_VM, SERVER_TURN, VM_TURN},
 };
-
-pub const CLIENT_TX: &str = "client-tx-stack";
-pub const CLIENT_RX: &str = "client-rx-stack";
-pub const SERVER_TURN: &str = "server-stack-and-app";
-/// Kata: the server VM (guest kernel + agent + VMM), between the tap's egress and ingress.
-pub const VM_TURN: &str = "vm";
-/// Kata client: the client VM's guest tx and rx (guest clock: a duration only).
-pub const CLIENT_VM: &str = "client-vm";
-
-/// One traced device on the path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hop {
-    /// Display name, e.g. `client:eth0`, `host:veth1a2b3c4`, `overlay:veth…`.
-    pub name: String,
-    pub device: HookDevice,
-    pub ifindex: u32,
-    /// tc direction the request crosses it in, and the reply.
-    pub request: HookKindTag,
-    pub reply: HookKindTag,
-}
-
-/// The plan for tracing one pair.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathPlan {
-    pub hops: Vec<Hop>,
-    /// Stage names of the full path (what results report).
-    pub stages: Vec<String>,
-    /// The client runs in a VM (Kata): its send/receive stamps are on the guest clock,
-    /// so only its round-trip duration joins the host's timestamps.
-    pub guest_client: bool,
-    /// Kata's taps found on the path, with the qdiscs that carry their redirects.
-    pub kata_taps: Vec<String>,
-}
 
 /// Names of the request segment between two hops and of its reply mirror.
 type Segment = (&'static str, &'static str);
@@ -71,7 +36,7 @@ pub fn plan(
     client: Option<&ContainerHooks>,
     server: &ContainerHooks,
     host_bridge: Option<&Interface>,
-) -> Result<PathPlan, String> {
+) -> Result<TracedPath, String> {
     use HookKindTag::{Egress, Ingress};
     let mut hops: Vec<Hop> = Vec::new();
     let mut segments: Vec<Segment> = Vec::new();
@@ -166,12 +131,14 @@ pub fn plan(
     if !guest_client {
         stages.push(CLIENT_RX.to_owned());
     }
-    let kata_taps = describe_taps(client, server);
-    Ok(PathPlan {
+    Ok(TracedPath {
+        label: format!("{} pair", driver.name()),
         hops,
         stages,
+        merges: Vec::new(),
         guest_client,
-        kata_taps,
+        model: None,
+        kata_taps: describe_taps(client, server),
     })
 }
 
@@ -190,126 +157,10 @@ fn describe_taps(client: Option<&ContainerHooks>, server: &ContainerHooks) -> Ve
         .collect()
 }
 
-impl PathPlan {
-    fn path_hooks(&self) -> (Vec<PathHook>, Vec<(HookKindTag, HookKindTag)>) {
-        (
-            self.hops
-                .iter()
-                .map(|h| PathHook {
-                    name: h.name.clone(),
-                    ifindex: h.ifindex,
-                })
-                .collect(),
-            self.hops.iter().map(|h| (h.request, h.reply)).collect(),
-        )
-    }
-
-    /// The path results report: every point, every stage.
-    #[must_use]
-    pub fn report_path(&self) -> PathSpec {
-        let (hooks, kinds) = self.path_hooks();
-        let names: Vec<&str> = self.stages.iter().map(String::as_str).collect();
-        if !self.guest_client {
-            return explicit_path(&hooks, &kinds, &names);
-        }
-        // Guest clock: a synthetic first point stands for the client VM's share.
-        let mut p = explicit_path(&hooks, &kinds, &vec![""; 2 * hooks.len() + 1]);
-        p.points.pop();
-        p.points.remove(0);
-        p.points.insert(
-            0,
-            Point {
-                name: "client-vm-duration".into(),
-                source: PointSource::ClientSend,
-            },
-        );
-        PathSpec::new(p.points, self.stages.clone())
-    }
-
-    /// The path events are joined along: with the client's app stamps, or, for a guest
-    /// client, host hooks only.
-    #[must_use]
-    pub fn correlation_path(&self) -> PathSpec {
-        if !self.guest_client {
-            return self.report_path();
-        }
-        let (hooks, kinds) = self.path_hooks();
-        let mut p = explicit_path(&hooks, &kinds, &vec![""; 2 * hooks.len() + 1]);
-        p.points.pop();
-        p.points.remove(0);
-        let stages = vec![String::new(); p.points.len() - 1];
-        PathSpec::new(p.points, stages)
-    }
-
-    /// Where the path is traced, for results.json: each hop's device, namespace, index
-    /// and the tc direction of request and reply.
-    #[must_use]
-    pub fn describe(&self) -> serde_json::Value {
-        let kind = |k: HookKindTag| match k {
-            HookKindTag::Egress => "egress",
-            HookKindTag::Ingress => "ingress",
-        };
-        serde_json::json!({
-            "guest_client": self.guest_client,
-            "kata_taps": self.kata_taps,
-            "stages": self.stages,
-            "hops": self.hops.iter().map(|h| serde_json::json!({
-                "name": h.name,
-                "device": h.device.ifname,
-                "netns": h.device.netns.to_string(),
-                "ifindex": h.ifindex,
-                "request": kind(h.request),
-                "reply": kind(h.reply),
-            })).collect::<Vec<_>>(),
-        })
-    }
-
-    /// Devices to attach the tracer to.
-    #[must_use]
-    pub fn devices(&self) -> Vec<HookDevice> {
-        self.hops.iter().map(|h| h.device.clone()).collect()
-    }
-}
-
-/// Correlate one repetition: app stamps joined with host events along the plan's path.
-/// For a guest client, each host-only timeline gets a first point `client-vm` earlier,
-/// where the gap is the agent's round trip minus the host-observed span (a duration on
-/// the guest clock), so stages still sum to the agent's round trip.
-#[must_use]
-pub fn correlate_rep<S: std::hash::BuildHasher>(
-    plan: &PathPlan,
-    run_id: u32,
-    probes: &[AppProbe],
-    rtt_ns: &HashMap<u64, u64, S>,
-    events: &[netbench_common::HopEvent],
-) -> (Vec<Timeline>, CorrelationStats) {
-    let path = plan.correlation_path();
-    let (mut timelines, mut stats) = crate::correlate::correlate(&path, run_id, probes, events);
-    if plan.guest_client {
-        timelines.retain_mut(|t| {
-            let span = t.rtt_ns();
-            match rtt_ns.get(&t.seq) {
-                Some(&rtt) if rtt >= span => {
-                    let first = t.ts_ns[0];
-                    t.ts_ns.insert(0, first.saturating_sub(rtt - span));
-                    true
-                }
-                _ => {
-                    stats.probes_matched -= 1;
-                    stats.probes_out_of_order += 1;
-                    false
-                }
-            }
-        });
-    }
-    (timelines, stats)
-}
-
 #[cfg(test)]
 mod tests {
-    use netbench_common::{Direction, EVENT_VERSION, HookKind, HopEvent, PROTO_UDP};
-
     use super::*;
+    use crate::correlate::PointSource;
     use crate::{docker::hooks::KataTap, netns::NetnsRef};
 
     fn iface(ns: &str, name: &str, index: u32) -> Interface {
@@ -334,7 +185,7 @@ mod tests {
         }
     }
 
-    fn names(p: &PathPlan) -> Vec<&str> {
+    fn names(p: &TracedPath) -> Vec<&str> {
         p.stages.iter().map(String::as_str).collect()
     }
 
@@ -364,7 +215,7 @@ mod tests {
                     "server:eth0".to_owned()
                 ]
             );
-            let r = p.report_path();
+            let r = p.traced_path();
             assert_eq!(r.points.len(), r.stages.len() + 1);
             assert_eq!(r.points[1].name, "client:eth0-egress");
             assert_eq!(r.points[2].name, format!("{mid}:vethc-ingress"));
@@ -455,7 +306,7 @@ mod tests {
                 "client-tc-redirect-in"
             ]
         );
-        let r = p.report_path();
+        let r = p.traced_path();
         assert_eq!(r.points.len(), r.stages.len() + 1);
         assert_eq!(r.points[0].name, "client-vm-duration");
         assert_eq!(r.points[1].name, "client:tap0_kata-ingress");
@@ -466,55 +317,5 @@ mod tests {
                 .iter()
                 .all(|pt| matches!(pt.source, PointSource::Tc { .. }))
         );
-    }
-
-    #[test]
-    fn guest_client_timelines_sum_to_the_agents_round_trip() {
-        use Direction::{Reply, Request};
-        use HookKind::{TcEgress, TcIngress};
-        let mut c = side("c", 10, true);
-        c.peer = None;
-        let mut s = side("s", 20, false);
-        s.peer = None;
-        let p = plan(Driver::Macvlan, Some(&c), &s, None).unwrap();
-        // Hops: client tap (in), client eth0 (out), server eth0 (in); reply mirrored.
-        let ev = |hook: HookKind, dir: Direction, ifindex: u32, ts: u64| HopEvent {
-            version: EVENT_VERSION,
-            proto: PROTO_UDP,
-            _pad0: 0,
-            hook: hook as u32,
-            ifindex,
-            cpu: 0,
-            netns_cookie: 0,
-            run_id: 9,
-            dir: dir as u32,
-            seq: 0,
-            ts_ns: ts,
-            pkt_len: 64,
-            tid: 0,
-        };
-        let events = vec![
-            ev(TcIngress, Request, 12, 1000),
-            ev(TcEgress, Request, 10, 1010),
-            ev(TcIngress, Request, 20, 1020),
-            ev(TcEgress, Reply, 20, 1100),
-            ev(TcIngress, Reply, 10, 1110),
-            ev(TcEgress, Reply, 12, 1120),
-        ];
-        // The agent's stamps are on another clock; only their difference counts.
-        let probes = [AppProbe {
-            seq: 0,
-            send_ns: 5,
-            recv_ns: Some(205),
-        }];
-        let (tl, st) = correlate_rep(&p, 9, &probes, &HashMap::from([(0, 200)]), &events);
-        assert_eq!(st.probes_matched, 1);
-        assert_eq!(tl[0].rtt_ns(), 200);
-        assert_eq!(tl[0].stage_ns()[0], 80);
-        assert_eq!(tl[0].stage_ns().len(), p.stages.len());
-        // A round trip shorter than the host span is impossible: not matched.
-        let (tl, st) = correlate_rep(&p, 9, &probes, &HashMap::from([(0, 50)]), &events);
-        assert!(tl.is_empty());
-        assert_eq!((st.probes_matched, st.probes_out_of_order), (0, 1));
     }
 }

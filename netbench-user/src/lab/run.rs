@@ -9,16 +9,18 @@ use super::{
 };
 use crate::{
     agent::{AgentError, AgentServer, RrSpec, run_rr},
+    analysis::{TraceTotals, analyze},
     block::{self, Block},
-    observer::{ObserverEffect, observer_effect},
-    correlate::{CorrelationStats, PathSpec, Timeline, correlate},
+    correlate::CorrelationStats,
     netlink::NetlinkError,
+    observer::ObserverEffect,
+    path::{Merge, TracedPath},
     report::{Env, ProbeCounts, ReportError, Results, Rtt, Scenario, decide_status},
     runqueue,
-    stages::{BRIDGE_STAGES, PathHook, StageResult, VETH_STAGES, alternating_path, stage_results},
-    stats::{Summary, summarize},
+    stages::{BRIDGE_STAGES, StageResult, TAP_STAGES, TAP_TRACED_STAGES, TAP_VM_MERGE, VETH_STAGES},
+    stats::Summary,
     stress::CpuStress,
-    trace::{Session, SessionConfig, SessionOutcome, TraceError, tc::ifindex_of},
+    trace::{Session, SessionConfig, TraceError, tc::ifindex_of},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -123,69 +125,31 @@ pub struct LabResult {
     pub trace: TraceTotals,
 }
 
-/// The tap path as traced: client nbc0, sandbox eth0, sandbox `tap0_kata`, guest NIC.
-/// The guest-side stages exist only because the stand-in guest shares the host kernel;
-/// from the host a real VM is the single stage `vm` (see [`TAP_STAGES`]).
-pub const TAP_TRACED_STAGES: &[&str] = &[
-    "client-tx-stack",
-    "veth",
-    "tc-redirect-in",
-    "vmm-in",
-    "guest-stack-and-app",
-    "vmm-out",
-    "tc-redirect-out",
-    "veth-reply",
-    "client-rx-stack",
-];
-
-/// The tap path's stages as reported: the guest-side points merged into `vm`.
-pub const TAP_STAGES: &[&str] = &[
-    "client-tx-stack",
-    "veth",
-    "tc-redirect-in",
-    "vm",
-    "tc-redirect-out",
-    "veth-reply",
-    "client-rx-stack",
-];
-
-/// Points of the traced tap path that belong to the guest (its NIC, request and reply).
-const TAP_GUEST_POINTS: [usize; 2] = [4, 5];
-
-/// The lab path's stage names as traced.
-fn stage_names(path: &str) -> &'static [&'static str] {
-    match path {
+/// The path a lab topology builds, as traced and reported.
+///
+/// # Errors
+/// When a device's index cannot be read.
+pub fn lab_path(topo: &LabTopology) -> Result<TracedPath, TraceError> {
+    let mut hops = Vec::new();
+    for h in &topo.hooks {
+        hops.push((format!("{}@{}", h.ifname, h.netns), h.clone(), ifindex_of(h)?));
+    }
+    let stages = match topo.path {
         "bridge" => BRIDGE_STAGES,
         "tap" => TAP_TRACED_STAGES,
         _ => VETH_STAGES,
+    };
+    let mut path = TracedPath::alternating(format!("lab-{}", topo.path), hops, stages);
+    if topo.path == "tap" {
+        // The stand-in guest shares the host kernel, so its NIC is traced too; a real
+        // VM is one stage `vm` from the host: report it so, keep the parts as a breakdown.
+        path.merges.push(Merge {
+            into: TAP_STAGES[TAP_VM_MERGE.0].to_owned(),
+            from: TAP_VM_MERGE.0,
+            to: TAP_VM_MERGE.1,
+        });
     }
-}
-
-/// Drop the points at `drop` from a path and its timelines, naming the new stages
-/// `names`: consecutive stages around a dropped point merge into one.
-fn without_points(
-    path: &PathSpec,
-    timelines: &[Timeline],
-    drop: &[usize],
-    names: &[&str],
-) -> (PathSpec, Vec<Timeline>) {
-    let keep = |i: &usize| !drop.contains(i);
-    let points = (0..path.points.len())
-        .filter(keep)
-        .map(|i| path.points[i].clone())
-        .collect();
-    let spec = PathSpec::new(points, names.iter().map(|n| (*n).to_owned()).collect());
-    let tls = timelines
-        .iter()
-        .map(|t| Timeline {
-            seq: t.seq,
-            ts_ns: (0..t.ts_ns.len())
-                .filter(keep)
-                .map(|i| t.ts_ns[i])
-                .collect(),
-        })
-        .collect();
-    (spec, tls)
+    Ok(path)
 }
 
 /// Run one lab experiment: `config.pairs` pairs of a traced and an untraced block of
@@ -199,15 +163,7 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
         "tap" => LabTopology::tap("lab").await?,
         _ => LabTopology::veth("lab").await?,
     };
-    let mut hooks = Vec::new();
-    for h in &topo.hooks {
-        hooks.push(PathHook {
-            name: format!("{}@{}", h.ifname, h.netns),
-            ifindex: ifindex_of(h)?,
-        });
-    }
-    let path = alternating_path(&hooks, stage_names(topo.path));
-    let topo_path = topo.path;
+    let path = lab_path(&topo)?;
 
     // The tap path needs its VMM before anything can reach the guest.
     let vmm = match topo.vmm_spec(600) {
@@ -280,104 +236,24 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     if let Some(e) = failure {
         return Err(e);
     }
-    let mut result = analyze(topo_path, &path, &blocks)?;
-    result.config = config.clone();
-    result.model = model;
-    Ok(result)
-}
-
-/// Correlate each traced block's probes with its hop events along `path`, compute the
-/// stage statistics over all traced blocks, the untraced round trip and the observer
-/// effect from the block pairs (pure: no kernel, no processes).
-///
-/// # Errors
-/// When no probe crossed every hop.
-pub fn analyze(path_name: &str, path: &PathSpec, blocks: &[Block]) -> Result<LabResult, LabError> {
-    let mut timelines = Vec::new();
-    let mut correlation = CorrelationStats::default();
-    let mut events = Vec::new();
-    let mut trace = TraceTotals::default();
-    for b in blocks.iter().filter(|b| b.traced) {
-        let (tl, stats) = correlate(path, b.run_id, &b.app_probes(), &b.trace.events);
-        timelines.extend(tl);
-        correlation.absorb(stats);
-        events.extend_from_slice(&b.trace.events);
-        trace.add(&b.trace);
-    }
-    if timelines.is_empty() {
-        return Err(LabError::NothingMatched(format!("{correlation:?}")));
-    }
-    let rtts: Vec<u64> = timelines.iter().map(Timeline::rtt_ns).collect();
-    let rtt = summarize(&rtts);
-    let (stages, mut breakdown) = if path_name == "tap" {
-        let all = stage_results(path, &timelines, rtt.mean);
-        let (main_path, main_tl) = without_points(path, &timelines, &TAP_GUEST_POINTS, TAP_STAGES);
-        (
-            stage_results(&main_path, &main_tl, rtt.mean),
-            all[3..6].to_vec(),
-        )
-    } else {
-        (stage_results(path, &timelines, rtt.mean), Vec::new())
+    let a = analyze(&path, &[blocks]);
+    let Some(rtt) = a.rtt else {
+        return Err(LabError::NothingMatched(format!("{:?}", a.correlation)));
     };
-    // The server's turnaround split by its scheduler events, where they were traced.
-    let server_stage = path
-        .stages
-        .iter()
-        .position(|n| n == "server-stack-and-app" || n == "guest-stack-and-app");
-    let runqueue = server_stage.map(|i| {
-        let (split, stats) = runqueue::split(&timelines, i, &events, rtt.mean, &path.stages[i]);
-        breakdown.extend(split);
-        stats
-    });
-    let pairs = block::pairs(blocks);
-    let untraced: Vec<u64> = blocks
-        .iter()
-        .filter(|b| !b.traced)
-        .flat_map(Block::rtts_ns)
-        .collect();
     Ok(LabResult {
-        config: LabConfig {
-            path: path_name.to_owned(),
-            probes: correlation.probes_sent,
-            size: 0,
-            proto: "udp",
-            port: 0,
-            stress: "none".into(),
-            pairs: u32::try_from(pairs.len()).unwrap_or(0),
-            placement: Placement::default(),
-        },
+        config: config.clone(),
         rtt_us: rtt,
-        rtt_untraced_us: (!untraced.is_empty()).then(|| summarize(&untraced)),
-        observer_effect: observer_effect(&pairs),
-        stages,
-        breakdown,
-        runqueue,
-        model: None,
-        correlation,
-        events_lost: trace.events_lost,
-        events: trace.events,
-        trace,
+        rtt_untraced_us: a.rtt_untraced,
+        observer_effect: a.observer_effect,
+        stages: a.stages,
+        breakdown: a.breakdown,
+        model,
+        runqueue: a.runqueue,
+        correlation: a.correlation,
+        events_lost: a.trace.events_lost,
+        events: a.trace.events,
+        trace: a.trace,
     })
-}
-
-/// What the tracer did over all traced blocks of a run.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct TraceTotals {
-    pub events: u64,
-    /// Events lost in the kernel (ring full) or dropped by the reader.
-    pub events_lost: u64,
-    /// Times the reader ran while probes could be in flight (timer or forced wake-up).
-    pub reader_wakeups: u64,
-    pub ring_bytes: u32,
-}
-
-impl TraceTotals {
-    fn add(&mut self, o: &SessionOutcome) {
-        self.events += o.delivered;
-        self.events_lost += o.events_lost();
-        self.reader_wakeups += o.reader.wakeups();
-        self.ring_bytes = self.ring_bytes.max(o.ring_bytes);
-    }
 }
 
 /// The run as a results document (one scenario).
@@ -437,96 +313,3 @@ pub fn write_results(dir: &std::path::Path, r: &LabResult) -> Result<PathBuf, La
     Ok(to_results(r).write(dir)?)
 }
 
-#[cfg(test)]
-mod tests {
-    use netbench_common::{Direction, EVENT_VERSION, HookKind, HopEvent, PROTO_UDP};
-
-    use super::*;
-    use crate::{agent::RrProbe, stages::PathHook};
-
-    fn ev(seq: u64, hook: HookKind, dir: Direction, ifindex: u32, ts: u64) -> HopEvent {
-        HopEvent {
-            version: EVENT_VERSION,
-            proto: PROTO_UDP,
-            _pad0: 0,
-            hook: hook as u32,
-            ifindex,
-            cpu: 0,
-            netns_cookie: 0,
-            run_id: 9,
-            dir: dir as u32,
-            seq,
-            ts_ns: ts,
-            pkt_len: 64,
-            tid: 0,
-        }
-    }
-
-    #[test]
-    fn tap_path_merges_the_guest_into_vm_and_keeps_the_breakdown() {
-        use Direction::{Reply, Request};
-        use HookKind::{TcEgress as E, TcIngress as I};
-        let hooks: Vec<PathHook> = [(2, "nbc0"), (3, "eth0"), (4, "tap0_kata"), (5, "nbgtap0")]
-            .into_iter()
-            .map(|(i, n)| PathHook {
-                name: n.into(),
-                ifindex: i,
-            })
-            .collect();
-        let path = alternating_path(&hooks, TAP_TRACED_STAGES);
-        // Request: nbc0 E, eth0 I, tap E, guest I; reply: guest E, tap I, eth0 E, nbc0 I.
-        let events = vec![
-            ev(0, E, Request, 2, 110),
-            ev(0, I, Request, 3, 120),
-            ev(0, E, Request, 4, 121),
-            ev(0, I, Request, 5, 140),
-            ev(0, E, Reply, 5, 170),
-            ev(0, I, Reply, 4, 200),
-            ev(0, E, Reply, 3, 210),
-            ev(0, I, Reply, 2, 215),
-        ];
-        let probes = vec![RrProbe {
-            seq: 0,
-            run_id: 9,
-            send_ns: 100,
-            recv_ns: Some(230),
-            rtt_ns: Some(130),
-            lost: false,
-        }];
-        let block = |events: &[HopEvent]| Block {
-            run_id: 9,
-            traced: true,
-            probes: probes.clone(),
-            trace: SessionOutcome {
-                events: events.to_vec(),
-                ..SessionOutcome::default()
-            },
-        };
-        let r = analyze("tap", &path, &[block(&events)]).unwrap();
-        let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, TAP_STAGES);
-        let us = |name: &str| r.stages.iter().find(|s| s.name == name).unwrap().mean_us;
-        assert!((us("tc-redirect-in") - 0.001).abs() < 1e-9);
-        assert!(
-            (us("vm") - 0.079).abs() < 1e-9,
-            "tap egress 121 -> tap ingress 200"
-        );
-        assert!((us("tc-redirect-out") - 0.010).abs() < 1e-9);
-        let b: f64 = r
-            .breakdown
-            .iter()
-            .filter(|s| ["vmm-in", "guest-stack-and-app", "vmm-out"].contains(&s.name.as_str()))
-            .map(|s| s.mean_us)
-            .sum();
-        assert!(
-            (b - us("vm")).abs() < 1e-9,
-            "the breakdown splits vm exactly"
-        );
-        let sum: f64 = r.stages.iter().map(|s| s.mean_us).sum();
-        assert!((sum - r.rtt_us.mean).abs() < 1e-9);
-        assert!(
-            analyze("tap", &path, &[block(&events[1..])]).is_err(),
-            "nothing matched is an error"
-        );
-    }
-}
