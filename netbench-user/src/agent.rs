@@ -63,18 +63,11 @@ pub fn locate() -> Result<PathBuf, String> {
     // executable (plain `cargo build` output) is passed over.
     candidates
         .into_iter()
-        .find(|p| is_static(p))
+        .find(|p| crate::elf::is_static(p))
         .ok_or_else(|| {
             "static netbench-agent not found: run `cargo xtask build` or set NETBENCH_AGENT"
                 .to_owned()
         })
-}
-
-/// The file is an ELF executable without an interpreter (statically linked).
-#[must_use]
-pub fn is_static(path: &Path) -> bool {
-    std::fs::read(path)
-        .is_ok_and(|bytes| matches!(crate::doctor::elf::interpreter(&bytes), Ok(None)))
 }
 
 #[derive(Debug, thiserror::Error)]

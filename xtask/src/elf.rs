@@ -1,12 +1,16 @@
-//! Just enough ELF to tell a static binary from a dynamic one: a dynamically linked
-//! executable names its loader in a `PT_INTERP` program header; a static (or static-pie)
-//! one has none.
+//! Is a binary static? A dynamically linked executable names its loader in a
+//! `PT_INTERP` program header; a static (or static-pie) one has none. The headers are
+//! read with `object`, as netbench-user's `elf` module does (xtask builds netbench-user,
+//! so it cannot use that module).
 
 use std::{fs, path::Path};
 
-use anyhow::{Context as _, Result, ensure};
-
-const PT_INTERP: u32 = 3;
+use anyhow::{Context as _, Result};
+use object::{
+    LittleEndian,
+    elf::{FileHeader64, PT_INTERP},
+    read::elf::{FileHeader as _, ProgramHeader as _},
+};
 
 /// Whether the ELF executable at `path` is statically linked.
 pub fn is_static(path: &Path) -> Result<bool> {
@@ -15,30 +19,12 @@ pub fn is_static(path: &Path) -> Result<bool> {
     Ok(!interp)
 }
 
-/// Scans the program headers of a 64-bit little-endian ELF image for `PT_INTERP`.
+/// Whether a 64-bit little-endian ELF image has a `PT_INTERP` program header.
 fn has_interp(elf: &[u8]) -> Result<bool> {
-    ensure!(elf.starts_with(b"\x7fELF"), "not an ELF file");
-    ensure!(
-        elf.get(4) == Some(&2) && elf.get(5) == Some(&1),
-        "not a 64-bit little-endian ELF file"
-    );
-    let phoff = usize::try_from(u64::from_le_bytes(field(elf, 0x20)?))?;
-    let phentsize = usize::from(u16::from_le_bytes(field(elf, 0x36)?));
-    let phnum = usize::from(u16::from_le_bytes(field(elf, 0x38)?));
-    for index in 0..phnum {
-        let p_type = u32::from_le_bytes(field(elf, phoff + index * phentsize)?);
-        if p_type == PT_INTERP {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// `N` bytes at `offset`, or an error when the file is too short.
-fn field<const N: usize>(elf: &[u8], offset: usize) -> Result<[u8; N]> {
-    elf.get(offset..offset + N)
-        .and_then(|bytes| bytes.try_into().ok())
-        .with_context(|| format!("truncated ELF: no {N} bytes at offset {offset:#x}"))
+    let header = FileHeader64::<LittleEndian>::parse(elf)?;
+    let endian = header.endian()?;
+    let segments = header.program_headers(endian, elf)?;
+    Ok(segments.iter().any(|p| p.p_type(endian) == PT_INTERP))
 }
 
 #[cfg(test)]
@@ -48,7 +34,8 @@ mod tests {
     /// An ELF header followed by program headers of the given types.
     fn image(program_header_types: &[u32]) -> Vec<u8> {
         let mut elf = vec![0u8; 64];
-        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        // Magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT.
+        elf[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
         elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
         elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
         let count = u16::try_from(program_header_types.len()).unwrap();
@@ -74,6 +61,9 @@ mod tests {
         let mut truncated = image(&[1, 1]);
         truncated.truncate(100);
         assert!(has_interp(&truncated).is_err());
+        let mut big_endian = image(&[PT_INTERP]);
+        big_endian[5] = 2;
+        assert!(has_interp(&big_endian).is_err());
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub fn agent_spec(agent: &Path) -> Result<ImageSpec, DockerError> {
 }
 
 fn agent_file(agent: &Path) -> Result<ImageFile, DockerError> {
-    if !crate::agent::is_static(agent) {
+    if !crate::elf::is_static(agent) {
         return Err(DockerError::Image(format!(
             "{} is not a static binary: build it with `cargo xtask build`",
             agent.display()

@@ -7,16 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-const PT_LOAD: u32 = 1;
-const PT_DYNAMIC: u32 = 2;
-const PT_INTERP: u32 = 3;
-const DT_NULL: u64 = 0;
-const DT_NEEDED: u64 = 1;
-const DT_STRTAB: u64 = 5;
-const DT_RPATH: u64 = 15;
-const DT_RUNPATH: u64 = 29;
-const ELFCLASS64: u8 = 2;
-const ELFDATA2LSB: u8 = 1;
+use crate::elf::{DynamicInfo, ElfError, dynamic_info};
 
 /// Where `ld.so` looks last (`x86_64` Debian/Ubuntu and other distributions).
 pub const DEFAULT_DIRS: &[&str] = &[
@@ -30,8 +21,12 @@ pub const DEFAULT_DIRS: &[&str] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum LibsError {
-    #[error("{path}: {msg}")]
-    Elf { path: PathBuf, msg: String },
+    #[error("{path}: {source}")]
+    Elf {
+        path: PathBuf,
+        #[source]
+        source: ElfError,
+    },
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
     #[error("{needed} (needed by {by}) not found in {dirs}")]
@@ -40,133 +35,6 @@ pub enum LibsError {
         by: PathBuf,
         dirs: String,
     },
-}
-
-/// What the dynamic section of one ELF file says.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DynamicInfo {
-    pub interpreter: Option<String>,
-    pub needed: Vec<String>,
-    /// `DT_RPATH` directories (used only when there is no `DT_RUNPATH`).
-    pub rpath: Vec<String>,
-    pub runpath: Vec<String>,
-}
-
-struct Elf<'a> {
-    bytes: &'a [u8],
-}
-
-impl Elf<'_> {
-    fn slice(&self, offset: u64, len: u64) -> Result<&[u8], String> {
-        let start = usize::try_from(offset).map_err(|_| "offset out of range")?;
-        let len = usize::try_from(len).map_err(|_| "length out of range")?;
-        start
-            .checked_add(len)
-            .and_then(|end| self.bytes.get(start..end))
-            .ok_or_else(|| format!("header points past the end of the file ({offset:#x}+{len})"))
-    }
-
-    fn u16(&self, at: u64) -> Result<u16, String> {
-        let b = self.slice(at, 2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&self, at: u64) -> Result<u32, String> {
-        let b = self.slice(at, 4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn u64(&self, at: u64) -> Result<u64, String> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.slice(at, 8)?);
-        Ok(u64::from_le_bytes(a))
-    }
-
-    fn cstr(&self, offset: u64) -> Result<String, String> {
-        let start = usize::try_from(offset).map_err(|_| "offset out of range")?;
-        let rest = self
-            .bytes
-            .get(start..)
-            .ok_or_else(|| format!("string at {offset:#x} past the end"))?;
-        let end = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or("unterminated string")?;
-        Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
-    }
-}
-
-/// Is `bytes` a 64-bit little-endian ELF file (the only kind this `x86_64` loader takes)?
-#[must_use]
-pub fn is_elf64le(bytes: &[u8]) -> bool {
-    bytes.get(..4) == Some(b"\x7fELF".as_slice())
-        && bytes.get(4) == Some(&ELFCLASS64)
-        && bytes.get(5) == Some(&ELFDATA2LSB)
-}
-
-/// Read the interpreter and dynamic entries of a 64-bit little-endian ELF file.
-///
-/// # Errors
-/// When `bytes` is not such a file or its headers point outside it.
-pub fn dynamic_info(bytes: &[u8]) -> Result<DynamicInfo, String> {
-    if !is_elf64le(bytes) {
-        return Err("not a 64-bit little-endian ELF file".to_owned());
-    }
-    let elf = Elf { bytes };
-    let phoff = elf.u64(0x20)?;
-    let phentsize = u64::from(elf.u16(0x36)?);
-    let phnum = u64::from(elf.u16(0x38)?);
-    let mut info = DynamicInfo::default();
-    // (vaddr, offset, filesz) of each PT_LOAD, to turn DT_STRTAB's address into an offset.
-    let mut loads = Vec::new();
-    let mut dynamic = None;
-    for i in 0..phnum {
-        let h = phoff + i * phentsize;
-        let (offset, vaddr, filesz) = (elf.u64(h + 0x08)?, elf.u64(h + 0x10)?, elf.u64(h + 0x20)?);
-        match elf.u32(h)? {
-            PT_LOAD => loads.push((vaddr, offset, filesz)),
-            PT_DYNAMIC => dynamic = Some((offset, filesz)),
-            PT_INTERP => {
-                let raw = elf.slice(offset, filesz)?;
-                let path = raw.split(|&b| b == 0).next().unwrap_or_default();
-                info.interpreter = Some(String::from_utf8_lossy(path).into_owned());
-            }
-            _ => {}
-        }
-    }
-    let Some((dyn_off, dyn_size)) = dynamic else {
-        return Ok(info);
-    };
-    let mut entries = Vec::new();
-    let mut strtab = None;
-    for i in 0..dyn_size / 16 {
-        let tag = elf.u64(dyn_off + i * 16)?;
-        let val = elf.u64(dyn_off + i * 16 + 8)?;
-        match tag {
-            DT_NULL => break,
-            DT_STRTAB => strtab = Some(val),
-            DT_NEEDED | DT_RPATH | DT_RUNPATH => entries.push((tag, val)),
-            _ => {}
-        }
-    }
-    if entries.is_empty() {
-        return Ok(info);
-    }
-    let strtab = strtab.ok_or("DT_NEEDED without DT_STRTAB")?;
-    let strtab_off = loads
-        .iter()
-        .find(|(vaddr, _, size)| strtab >= *vaddr && strtab < vaddr + size)
-        .map(|(vaddr, offset, _)| strtab - vaddr + offset)
-        .ok_or("DT_STRTAB outside every PT_LOAD segment")?;
-    for (tag, val) in entries {
-        let s = elf.cstr(strtab_off + val)?;
-        match tag {
-            DT_NEEDED => info.needed.push(s),
-            DT_RPATH => info.rpath.extend(s.split(':').map(str::to_owned)),
-            _ => info.runpath.extend(s.split(':').map(str::to_owned)),
-        }
-    }
-    Ok(info)
 }
 
 /// The directories of an `ld.so.conf` file, following `include` lines (with `*`
@@ -297,9 +165,9 @@ pub fn closure(
         path: program.to_path_buf(),
         err: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
-    let info = dynamic_info(&bytes).map_err(|msg| LibsError::Elf {
+    let info = dynamic_info(&bytes).map_err(|source| LibsError::Elf {
         path: program.to_path_buf(),
-        msg,
+        source,
     })?;
     let mut out = Closure {
         interpreter: info.interpreter.as_ref().map(PathBuf::from),
@@ -377,85 +245,11 @@ pub fn host_closure(program: &Path) -> Result<Closure, LibsError> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use std::collections::HashMap;
 
     use super::*;
-
-    /// A minimal ELF64: one `PT_LOAD` covering the file at vaddr 0x1000, optionally a
-    /// `PT_INTERP`, and a `PT_DYNAMIC` with `DT_NEEDED`/`DT_RUNPATH` entries.
-    pub(crate) fn elf(interp: Option<&str>, needed: &[&str], runpath: Option<&str>) -> Vec<u8> {
-        let phnum = 3u16;
-        let phoff = 0x40u64;
-        let mut strtab = vec![0u8];
-        let mut add = |s: &str| {
-            let at = strtab.len() as u64;
-            strtab.extend_from_slice(s.as_bytes());
-            strtab.push(0);
-            at
-        };
-        let interp_off_in_str = interp.map(&mut add);
-        let mut dyns: Vec<(u64, u64)> = needed.iter().map(|n| (DT_NEEDED, add(n))).collect();
-        if let Some(r) = runpath {
-            dyns.push((DT_RUNPATH, add(r)));
-        }
-        let data_start = phoff + u64::from(phnum) * 0x38;
-        let strtab_off = data_start;
-        let dyn_off = strtab_off + strtab.len() as u64;
-        dyns.push((DT_STRTAB, 0x1000 + strtab_off));
-        dyns.push((DT_NULL, 0));
-        let total = dyn_off + dyns.len() as u64 * 16;
-        let mut b = vec![0u8; usize::try_from(total).unwrap()];
-        b[..4].copy_from_slice(b"\x7fELF");
-        b[4] = ELFCLASS64;
-        b[5] = ELFDATA2LSB;
-        b[0x20..0x28].copy_from_slice(&phoff.to_le_bytes());
-        b[0x36..0x38].copy_from_slice(&0x38u16.to_le_bytes());
-        b[0x38..0x3a].copy_from_slice(&phnum.to_le_bytes());
-        let mut ph = |i: u64, kind: u32, offset: u64, vaddr: u64, size: u64| {
-            let h = usize::try_from(phoff + i * 0x38).unwrap();
-            b[h..h + 4].copy_from_slice(&kind.to_le_bytes());
-            b[h + 8..h + 16].copy_from_slice(&offset.to_le_bytes());
-            b[h + 16..h + 24].copy_from_slice(&vaddr.to_le_bytes());
-            b[h + 32..h + 40].copy_from_slice(&size.to_le_bytes());
-        };
-        ph(0, PT_LOAD, 0, 0x1000, total);
-        ph(
-            1,
-            PT_DYNAMIC,
-            dyn_off,
-            0x1000 + dyn_off,
-            dyns.len() as u64 * 16,
-        );
-        if let (Some(i), Some(s)) = (interp_off_in_str, interp) {
-            ph(2, PT_INTERP, strtab_off + i, 0, s.len() as u64 + 1);
-        }
-        let s = usize::try_from(strtab_off).unwrap();
-        b[s..s + strtab.len()].copy_from_slice(&strtab);
-        for (i, (tag, val)) in dyns.iter().enumerate() {
-            let at = usize::try_from(dyn_off).unwrap() + i * 16;
-            b[at..at + 8].copy_from_slice(&tag.to_le_bytes());
-            b[at + 8..at + 16].copy_from_slice(&val.to_le_bytes());
-        }
-        b
-    }
-
-    #[test]
-    fn reads_interpreter_needed_and_runpath() {
-        let bytes = elf(
-            Some("/lib64/ld-linux-x86-64.so.2"),
-            &["libm.so.6", "libc.so.6"],
-            Some("$ORIGIN/../lib:/opt/x"),
-        );
-        let info = dynamic_info(&bytes).unwrap();
-        assert_eq!(
-            info.interpreter.as_deref(),
-            Some("/lib64/ld-linux-x86-64.so.2")
-        );
-        assert_eq!(info.needed, ["libm.so.6", "libc.so.6"]);
-        assert_eq!(info.runpath, ["$ORIGIN/../lib", "/opt/x"]);
-        assert!(dynamic_info(b"#!/bin/sh\n").is_err());
-    }
+    use crate::elf::tests::image as elf;
 
     #[test]
     fn closure_is_recursive_deduplicated_and_prefers_the_first_dir() {

@@ -6,7 +6,6 @@
 //! tool versions) run concurrently, each bounded in time, so the whole report takes
 //! about as long as the slowest one (at most ~5 s).
 mod docker;
-pub(crate) mod elf;
 mod host;
 mod kata;
 pub mod kvm;
@@ -115,7 +114,7 @@ pub async fn collect() -> DoctorReport {
     items.push(agent_item(locate_agent().map(|path| {
         let linkage = std::fs::read(&path)
             .map_err(|e| e.to_string())
-            .and_then(|b| elf::interpreter(&b));
+            .and_then(|b| crate::elf::interpreter(&b).map_err(|e| e.to_string()));
         (path, linkage)
     })));
     DoctorReport { items }
