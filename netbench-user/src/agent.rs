@@ -88,7 +88,11 @@ pub enum AgentError {
 ///
 /// # Errors
 /// When the agent is missing or the namespace cannot be opened.
-pub fn command_in(ns: &NetnsRef, args: &[String], cpu: Option<usize>) -> Result<Command, AgentError> {
+pub fn command_in(
+    ns: &NetnsRef,
+    args: &[String],
+    cpu: Option<usize>,
+) -> Result<Command, AgentError> {
     let bin = locate().map_err(AgentError::NotFound)?;
     let file = ns.open().map_err(|source| AgentError::Spawn {
         netns: ns.to_string(),
@@ -163,12 +167,13 @@ impl AgentServer {
             &max_seconds.to_string(),
         ]
         .map(str::to_owned);
-        let mut child = command_in(ns, &args, cpu)?
-            .spawn()
-            .map_err(|source| AgentError::Spawn {
-                netns: ns.to_string(),
-                source,
-            })?;
+        let mut child =
+            command_in(ns, &args, cpu)?
+                .spawn()
+                .map_err(|source| AgentError::Spawn {
+                    netns: ns.to_string(),
+                    source,
+                })?;
         let stdout = child.stdout.take().ok_or_else(|| AgentError::Protocol {
             netns: ns.to_string(),
             msg: "no stdout".into(),

@@ -310,7 +310,10 @@ mod tests {
         );
         assert!((us("tc-redirect-out") - 0.010).abs() < 1e-9);
         let part = |name: &str| a.breakdown.iter().find(|s| s.name == name).unwrap().mean_us;
-        assert!((part("vmm-in") - 0.019).abs() < 1e-9, "tap egress -> guest ingress");
+        assert!(
+            (part("vmm-in") - 0.019).abs() < 1e-9,
+            "tap egress -> guest ingress"
+        );
         assert!((part("guest-stack-and-app") - 0.030).abs() < 1e-9);
         assert!((part("vmm-out") - 0.030).abs() < 1e-9);
         // The traced round trip 130 ns against the untraced 100 ns.
@@ -334,8 +337,16 @@ mod tests {
         let mut p = TracedPath::alternating(
             "kata-client",
             vec![
-                ("c".into(), HookDevice::new(NetnsRef::Path("/ns".into()), "c"), 2),
-                ("s".into(), HookDevice::new(NetnsRef::Path("/ns".into()), "s"), 3),
+                (
+                    "c".into(),
+                    HookDevice::new(NetnsRef::Path("/ns".into()), "c"),
+                    2,
+                ),
+                (
+                    "s".into(),
+                    HookDevice::new(NetnsRef::Path("/ns".into()), "s"),
+                    3,
+                ),
             ],
             &["client-vm", "veth", "server-stack-and-app", "veth-reply"],
         );

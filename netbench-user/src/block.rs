@@ -57,7 +57,13 @@ pub fn mode(traced: bool) -> TraceMode {
 #[must_use]
 pub fn order(pairs: u32) -> Vec<bool> {
     (0..pairs)
-        .flat_map(|i| if i % 2 == 0 { [true, false] } else { [false, true] })
+        .flat_map(|i| {
+            if i % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            }
+        })
         .collect()
 }
 

@@ -230,7 +230,11 @@ mod tests {
         assert_eq!(p.traced_path().points.len(), 8);
         assert_eq!(
             p.hops.iter().map(|h| h.request).collect::<Vec<_>>(),
-            [HookKindTag::Egress, HookKindTag::Ingress, HookKindTag::Egress]
+            [
+                HookKindTag::Egress,
+                HookKindTag::Ingress,
+                HookKindTag::Egress
+            ]
         );
         p.merges.push(Merge {
             into: "m".into(),

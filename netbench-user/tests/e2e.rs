@@ -211,7 +211,11 @@ fn check_traced_runc_scenario(s: &netbench::report::Scenario, reps: u32, probes:
         s.id,
         rtt.per_rep_p50
     );
-    assert_eq!(s.events_lost, 0, "{}: a ring sized for the run loses nothing", s.id);
+    assert_eq!(
+        s.events_lost, 0,
+        "{}: a ring sized for the run loses nothing",
+        s.id
+    );
     // The untraced round trip (what tables quote) and the observer effect, from the
     // traced and untraced block pairs of every repetition.
     let untraced = s.rtt_untraced_us.as_ref().expect("untraced rtt");
@@ -228,7 +232,11 @@ fn check_traced_runc_scenario(s: &netbench::report::Scenario, reps: u32, probes:
         "{}",
         s.id
     );
-    assert!(effect.p50.ratio.is_finite() && effect.p50.ratio > 0.0, "{}", s.id);
+    assert!(
+        effect.p50.ratio.is_finite() && effect.p50.ratio > 0.0,
+        "{}",
+        s.id
+    );
 }
 
 #[tokio::test]

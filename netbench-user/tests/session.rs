@@ -162,7 +162,9 @@ async fn threads_a_server_creates_are_traced_from_the_kernel() {
     let sched: Vec<_> = outcome
         .events
         .iter()
-        .filter(|e| e.hook == HookKind::SchedWakeup as u32 || e.hook == HookKind::SchedSwitchIn as u32)
+        .filter(|e| {
+            e.hook == HookKind::SchedWakeup as u32 || e.hook == HookKind::SchedSwitchIn as u32
+        })
         .collect();
     assert!(
         sched.iter().any(|e| !seeded.contains(&e.tid)),

@@ -114,8 +114,10 @@ pub async fn latency(
         let traced = t == traced_first;
         // Distinct run ids: a late reply of one block is never taken for another's.
         let id = run_id ^ (u32::try_from(i).unwrap_or(0) << 28);
-        let b = rr_block(engine, client, server_ip, plan, &block_cfg, id, traced, server_pid)
-            .await?;
+        let b = rr_block(
+            engine, client, server_ip, plan, &block_cfg, id, traced, server_pid,
+        )
+        .await?;
         blocks.push(b);
     }
     Ok(blocks)

@@ -6,38 +6,35 @@
 //! from inspection, then per repetition: [stress-ng on] -> latency (traced) ->
 //! bandwidth (tracing off or count-only) -> [stress-ng off]. Everything created carries
 //! the run's labels and is removed at the end, on error and on Ctrl-C alike.
+mod decide;
 pub mod matrix;
 pub mod measure;
 pub mod path;
 pub mod progress;
 pub mod runtimes;
+mod scenario;
+mod state;
 pub mod summary;
 
 use std::{
     collections::HashMap,
-    net::Ipv4Addr,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
-use matrix::{Driver, RunConfig, ScenarioSpec, Stress};
-use crate::{analysis::analyze, block::Block, path::TracedPath};
+use decide::{Decision, decide_all};
+use matrix::{Driver, RunConfig, ScenarioSpec};
 pub use progress::{Cancel, Progress};
-use runtimes::{Resolved, RuntimeFacts};
+use scenario::{failed_scenario, run_scenario, unsupported_scenario};
+use state::{RunState, build_images};
 
 use crate::{
-
     docker::{
-        DockerError, Engine, Engines,
-        cleanup::{self, Removed},
-        container::{self, Attach, Container, ContainerSpec},
-        hooks,
-        image::{self, AGENT_PATH, BuiltImage},
-        labels,
-        network::{self, MacvlanParent, Network, SwarmPlan},
+        DockerError, Engines,
+        cleanup::Removed,
+        image, labels,
+        network::{self, SwarmPlan},
     },
-    report::{Env, ProbeCounts, ReportError, Results, Rtt, Scenario, Status, decide_status},
-    stats::rep_stats,
+    report::{Env, ReportError, Results, Status},
     trace::TraceError,
 };
 
@@ -117,96 +114,6 @@ impl Outcome {
             .iter()
             .filter(|s| s.status == Status::Failed)
             .count()
-    }
-}
-
-/// Whether a scenario can run, decided before anything is created.
-enum Decision {
-    /// dockerd's runtime name.
-    Run(String),
-    Unsupported(String),
-}
-
-/// Images of this run.
-struct Images {
-    agent: BuiltImage,
-    server: BuiltImage,
-}
-
-/// What the run created and holds; everything goes at [`RunState::cleanup`].
-struct RunState {
-    run: String,
-    engines: Engines,
-    swarm: SwarmPlan,
-    networks: HashMap<&'static str, Result<Network, String>>,
-    macvlan_parent: Option<MacvlanParent>,
-    /// Where each scenario was traced (recorded in results.json's config).
-    hooks: serde_json::Map<String, serde_json::Value>,
-}
-
-impl RunState {
-    /// The network of `driver`'s pair, created on first use (a failure is remembered,
-    /// so later scenarios of the pair fail at once with the same reason).
-    async fn network(&mut self, cfg: &RunConfig, driver: Driver) -> Result<Network, String> {
-        let kind = driver.network();
-        if let Some(n) = self.networks.get(kind) {
-            return n.clone();
-        }
-        let made = self
-            .create_network(cfg, kind)
-            .await
-            .map_err(|e| e.to_string());
-        self.networks.insert(kind, made.clone());
-        made
-    }
-
-    async fn create_network(
-        &mut self,
-        cfg: &RunConfig,
-        kind: &str,
-    ) -> Result<Network, DockerError> {
-        let engine = &self.engines.server;
-        match kind {
-            "macvlan" => {
-                let parent = match &cfg.macvlan_parent {
-                    Some(name) => MacvlanParent {
-                        name: name.clone(),
-                        peer: None,
-                        owned: false,
-                    },
-                    None => network::create_parent(&self.run).await?,
-                };
-                let name = parent.name.clone();
-                self.macvlan_parent = Some(parent);
-                network::create_macvlan(engine, &self.run, &name).await
-            }
-            "overlay" => {
-                if self.swarm == SwarmPlan::Init {
-                    network::init_swarm(&mut self.engines.server, &self.run).await?;
-                    self.engines
-                        .client
-                        .swarm_state
-                        .clone_from(&self.engines.server.swarm_state);
-                    self.swarm = SwarmPlan::Ready;
-                }
-                network::create_overlay(&self.engines.server, &self.run).await
-            }
-            _ => network::create_bridge(engine, &self.run).await,
-        }
-    }
-
-    /// Remove everything of this run: containers, networks, the swarm if this run
-    /// initialised it (and its `docker_gwbridge`), the macvlan parent veth.
-    async fn cleanup(&mut self) -> Removed {
-        let mut removed =
-            cleanup::everything(&mut self.engines.server, Some(&self.run), false).await;
-        if let Some(parent) = self.macvlan_parent.take()
-            && parent.owned
-            && let Err(e) = network::delete_parent(&parent).await
-        {
-            removed.failures.push(e.to_string());
-        }
-        removed
     }
 }
 
@@ -319,38 +226,6 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
     })
 }
 
-/// Decide every scenario; also which dockerd runtime each requested name resolved to.
-fn decide_all(
-    specs: &[ScenarioSpec],
-    engine: &Engine,
-    swarm: &SwarmPlan,
-    have_stress_ng: bool,
-) -> (Vec<Decision>, serde_json::Map<String, serde_json::Value>) {
-    let (dev_kvm, dev_vhost_net) = RuntimeFacts::host_devices();
-    let facts = RuntimeFacts {
-        registered: &engine.runtimes,
-        engine_version: &engine.version,
-        dev_kvm,
-        dev_vhost_net,
-    };
-    let mut resolved = serde_json::Map::new();
-    let decisions = specs
-        .iter()
-        .map(|spec| {
-            let runtime = runtimes::resolve(&spec.runtime, &facts);
-            resolved.insert(
-                spec.runtime.clone(),
-                match &runtime {
-                    Resolved::Available(n) => serde_json::Value::String(n.clone()),
-                    Resolved::Missing(_) => serde_json::Value::Null,
-                },
-            );
-            decide(spec, runtime, swarm, have_stress_ng)
-        })
-        .collect();
-    (decisions, resolved)
-}
-
 /// The resolved configuration recorded in results.json.
 fn config_json(
     cfg: &RunConfig,
@@ -389,35 +264,6 @@ fn config_json(
         );
     }
     config
-}
-
-fn decide(
-    spec: &ScenarioSpec,
-    runtime: Resolved,
-    swarm: &SwarmPlan,
-    have_stress_ng: bool,
-) -> Decision {
-    // The study's rule first: Kata with the host driver is unsupported on any host.
-    if let Some(why) = runtimes::driver_unsupported(&spec.runtime, spec.driver) {
-        return Decision::Unsupported(why);
-    }
-    let runtime = match runtime {
-        Resolved::Missing(why) => return Decision::Unsupported(why),
-        Resolved::Available(name) => name,
-    };
-    if spec.driver == Driver::Overlay
-        && let SwarmPlan::Unusable(why) = swarm
-    {
-        return Decision::Unsupported(why.clone());
-    }
-    if spec.stress == Stress::Cpu && !have_stress_ng {
-        return Decision::Unsupported(
-            "stress-ng is not installed on this host (apt-get install stress-ng, or `cargo \
-             xtask setup`): netbench copies it into the server image"
-                .to_owned(),
-        );
-    }
-    Decision::Run(runtime)
 }
 
 /// Read-only context of a run.
@@ -511,368 +357,6 @@ async fn run_matrix(
     Ok(())
 }
 
-async fn build_images(
-    engines: &Engines,
-    agent: &Path,
-    stress_ng: Option<&Path>,
-) -> Result<Images, DockerError> {
-    let agent_spec = image::agent_spec(agent)?;
-    let server_spec = match stress_ng {
-        Some(s) => image::server_spec(agent, s)?,
-        None => agent_spec.clone(),
-    };
-    let agent_img = image::ensure(&engines.client, &agent_spec).await?;
-    let server_img = image::ensure(&engines.server, &server_spec).await?;
-    Ok(Images {
-        agent: agent_img,
-        server: server_img,
-    })
-}
-
-fn base_scenario(spec: &ScenarioSpec, status: Status, reason: Option<String>) -> Scenario {
-    let mut s = Scenario::unsupported(
-        spec.id.clone(),
-        &spec.runtime,
-        spec.client_driver(),
-        spec.server_driver(),
-        spec.stress.name(),
-        String::new(),
-    );
-    s.status = status;
-    s.reason = reason;
-    s
-}
-
-fn unsupported_scenario(spec: &ScenarioSpec, why: String) -> Scenario {
-    base_scenario(spec, Status::Unsupported, Some(why))
-}
-
-fn failed_scenario(spec: &ScenarioSpec, why: String) -> Scenario {
-    base_scenario(spec, Status::Failed, Some(why))
-}
-
-/// Per-repetition results of one scenario, accumulated.
-#[derive(Default)]
-struct Acc {
-    /// Each repetition's probe blocks, traced and untraced, in the order they ran.
-    reps: Vec<Vec<Block>>,
-    bandwidth: Vec<f64>,
-}
-
-impl Acc {
-    fn add(&mut self, blocks: Vec<Block>, bw: &measure::BandwidthRep) {
-        self.reps.push(blocks);
-        self.bandwidth.push(bw.gbps);
-    }
-
-    fn into_scenario(
-        self,
-        spec: &ScenarioSpec,
-        plan: Option<&TracedPath>,
-        error: Option<String>,
-        bandwidth_tracing: &str,
-    ) -> Scenario {
-        let Some(plan) = plan.filter(|_| !self.reps.is_empty()) else {
-            let (status, reason) = decide_status(&ProbeCounts::default(), error);
-            return base_scenario(spec, status, reason);
-        };
-        let a = analyze(plan, &self.reps);
-        let counts = ProbeCounts::from(&a.correlation);
-        let (status, reason) = decide_status(&counts, error);
-        let mut s = base_scenario(spec, status, reason);
-        s.set_counts(&counts);
-        s.events_lost = a.trace.events_lost;
-        s.bandwidth_gbps = Some(rep_stats(&self.bandwidth));
-        s.bandwidth_tracing = Some(bandwidth_tracing.to_owned());
-        s.rtt_untraced_us = a.rtt_untraced.map(|summary| Rtt {
-            summary,
-            per_rep_p50: a.per_rep_untraced_p50,
-        });
-        s.observer_effect = a.observer_effect;
-        if let Some(summary) = a.rtt {
-            s.rtt_us = Some(Rtt {
-                summary,
-                per_rep_p50: a.per_rep_p50,
-            });
-            s.stages = a.stages;
-            s.breakdown = a.breakdown;
-            s.runqueue = a.runqueue;
-        }
-        s
-    }
-}
-
-/// The pair of one scenario, running.
-struct Pair {
-    server: Container,
-    client: Container,
-    server_ip: Ipv4Addr,
-    plan: TracedPath,
-}
-
-async fn run_scenario(
-    ctx: &Ctx<'_>,
-    state: &mut RunState,
-    spec: &ScenarioSpec,
-    runtime: &str,
-    index: usize,
-    images: &Images,
-    progress: &Progress,
-) -> Scenario {
-    let cfg = ctx.cfg;
-    let mut acc = Acc::default();
-    let mut plan = None;
-    let mut created: Vec<(bool, String)> = Vec::new();
-    let outcome = async {
-        let pair = tokio::select! {
-            p = set_up_pair(ctx, state, spec, runtime, index, images, &mut created) => p?,
-            () = ctx.cancel.cancelled() => return Err(ExperimentError::Interrupted),
-        };
-        plan = Some(pair.plan.clone());
-        state.hooks.insert(spec.id.clone(), pair.plan.describe());
-        for rep in 0..cfg.reps {
-            if ctx.cancel.is_cancelled() {
-                return Err(ExperimentError::Interrupted);
-            }
-            let rep_result = tokio::select! {
-                r = repetition(ctx, state, spec, index, rep, &pair, progress) => r,
-                () = ctx.cancel.cancelled() => Err(ExperimentError::Interrupted),
-            };
-            let (lat, bw) = rep_result.map_err(|e| match e {
-                ExperimentError::Interrupted => e,
-                other => ExperimentError::Config(format!(
-                    "repetition {} of {}: {other}",
-                    rep + 1,
-                    cfg.reps
-                )),
-            })?;
-            acc.add(lat, &bw);
-            progress.rep_done();
-        }
-        Ok(())
-    }
-    .await;
-    progress.phase("removing containers");
-    for (is_client, id) in created.iter().rev() {
-        let engine = if *is_client {
-            &state.engines.client
-        } else {
-            &state.engines.server
-        };
-        let _ = container::remove(engine, id).await;
-    }
-    let error = outcome.err().map(|e| match e {
-        ExperimentError::Interrupted => format!(
-            "interrupted (Ctrl-C) after {} of {} repetitions",
-            acc.reps.len(),
-            cfg.reps
-        ),
-        other => other.to_string(),
-    });
-    acc.into_scenario(spec, plan.as_ref(), error, cfg.bandwidth_tracing.name())
-}
-
-/// Start server and client, wait until both agents are up, find the hooks.
-async fn set_up_pair(
-    ctx: &Ctx<'_>,
-    state: &mut RunState,
-    spec: &ScenarioSpec,
-    runtime: &str,
-    index: usize,
-    images: &Images,
-    created: &mut Vec<(bool, String)>,
-) -> Result<Pair, ExperimentError> {
-    let cfg = ctx.cfg;
-    let network = state
-        .network(cfg, spec.driver)
-        .await
-        .map_err(ExperimentError::Config)?;
-    let run = state.run.clone();
-    // Upper bound of the containers' life: the agent exits by itself after this.
-    let per_rep = cfg.duration_s + 60 + cfg.probes / 100;
-    let lifetime = 600 + u64::from(cfg.reps) * per_rep;
-    let scenario_labels = |role: &str| {
-        let mut l = labels::labels(&run, role);
-        l.insert("netbench.scenario".into(), spec.id.clone());
-        l
-    };
-    let server_spec = ContainerSpec {
-        name: format!("nb-{run}-{index:02}-server"),
-        image: images.server.tag.clone(),
-        cmd: [
-            AGENT_PATH,
-            "serve",
-            "--port",
-            &cfg.port.to_string(),
-            "--max-seconds",
-            &lifetime.to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        runtime: runtime.to_owned(),
-        attach: Attach::Network(network.name.clone()),
-        labels: scenario_labels("server"),
-    };
-    let server = start_agent(&state.engines.server, &server_spec, created, false).await?;
-    let client_spec = ContainerSpec {
-        name: format!("nb-{run}-{index:02}-client"),
-        image: images.agent.tag.clone(),
-        cmd: [
-            AGENT_PATH,
-            "serve",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &keepalive_port(&run).to_string(),
-            "--max-seconds",
-            &lifetime.to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        runtime: runtime.to_owned(),
-        attach: if spec.driver == Driver::Host {
-            Attach::Host
-        } else {
-            Attach::Network(network.name.clone())
-        },
-        labels: scenario_labels("client"),
-    };
-    let client = start_agent(&state.engines.client, &client_spec, created, true).await?;
-    let plan = find_plan(spec, &network, &server, &client).await?;
-    let server_ip = server.ip.ok_or_else(|| {
-        DockerError::Hook(format!(
-            "server {} has no IPv4 address on {}",
-            server.name, network.name
-        ))
-    })?;
-    Ok(Pair {
-        server,
-        client,
-        server_ip,
-        plan,
-    })
-}
-
-/// Start one agent container (recorded in `created` for removal) and wait for its
-/// ready line.
-async fn start_agent(
-    engine: &Engine,
-    spec: &ContainerSpec,
-    created: &mut Vec<(bool, String)>,
-    is_client: bool,
-) -> Result<Container, ExperimentError> {
-    let c = container::start(engine, spec).await?;
-    created.push((is_client, c.id.clone()));
-    container::wait_for_log(engine, &c.id, "\"ready\"", Duration::from_secs(30)).await?;
-    Ok(c)
-}
-
-/// Discover both containers' hooks (and the host bridge for the host pair) and plan the
-/// traced path.
-async fn find_plan(
-    spec: &ScenarioSpec,
-    network: &Network,
-    server: &Container,
-    client: &Container,
-) -> Result<TracedPath, ExperimentError> {
-    let candidates = hooks::peer_candidates(server.network_id.as_deref());
-    let server_mac = server.mac.ok_or_else(|| {
-        DockerError::Hook(format!(
-            "server {} has no MAC on {}",
-            server.name, network.name
-        ))
-    })?;
-    let server_hooks = hooks::discover(server, server_mac, &candidates).await?;
-    let (client_hooks, bridge) = if spec.driver == Driver::Host {
-        let ifname = network.bridge_ifname.clone().ok_or_else(|| {
-            DockerError::Hook(format!(
-                "network {} has no known bridge device",
-                network.name
-            ))
-        })?;
-        (None, Some(hooks::host_interface(&ifname).await?))
-    } else {
-        let mac = client.mac.ok_or_else(|| {
-            DockerError::Hook(format!(
-                "client {} has no MAC on {}",
-                client.name, network.name
-            ))
-        })?;
-        (Some(hooks::discover(client, mac, &candidates).await?), None)
-    };
-    let plan = path::plan(
-        spec.driver,
-        client_hooks.as_ref(),
-        &server_hooks,
-        bridge.as_ref(),
-    )
-    .map_err(|e| DockerError::Hook(format!("{}: {e}", spec.id)))?;
-    Ok(plan)
-}
-
-/// One repetition: stress on (if any), latency, bandwidth, stress off.
-async fn repetition(
-    ctx: &Ctx<'_>,
-    state: &RunState,
-    spec: &ScenarioSpec,
-    index: usize,
-    rep: u32,
-    pair: &Pair,
-    progress: &Progress,
-) -> Result<(Vec<Block>, measure::BandwidthRep), ExperimentError> {
-    let cfg = ctx.cfg;
-    let reps = cfg.reps;
-    let server_engine = &state.engines.server;
-    let client_engine = &state.engines.client;
-    let stress = if spec.stress == Stress::Cpu {
-        progress.phase(format!("rep {}/{reps}: starting stress-ng", rep + 1));
-        let bound = 120 + cfg.duration_s + cfg.probes / 100;
-        Some(measure::start_stress(server_engine, &pair.server.id, ctx.stress_cpus, bound).await?)
-    } else {
-        None
-    };
-    let measured = async {
-        progress.phase(format!(
-            "rep {}/{reps}: latency ({} probes)",
-            rep + 1,
-            cfg.probes
-        ));
-        progress.measuring(true);
-        let lat = measure::latency(
-            client_engine,
-            &pair.client.id,
-            pair.server_ip,
-            &pair.plan,
-            cfg,
-            probe_run_id(&state.run, index, rep),
-            Some(pair.server.pid),
-            rep.is_multiple_of(2),
-        )
-        .await;
-        progress.measuring(false);
-        let lat = lat?;
-        progress.phase(format!(
-            "rep {}/{reps}: bandwidth ({} s)",
-            rep + 1,
-            cfg.duration_s
-        ));
-        let bw = measure::bandwidth(
-            client_engine,
-            &pair.client.id,
-            pair.server_ip,
-            &pair.plan,
-            cfg,
-        )
-        .await?;
-        Ok::<_, ExperimentError>((lat, bw))
-    }
-    .await;
-    if let Some(bg) = stress {
-        container::stop_background(server_engine, &bg, Duration::from_secs(5)).await?;
-    }
-    measured
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -886,49 +370,5 @@ mod tests {
         assert_ne!(a, probe_run_id("0badcafe", 0, 1));
         assert_ne!(a, probe_run_id("0badcafe", 1, 0));
         assert_ne!(a, probe_run_id("0badcaff", 0, 0));
-    }
-
-    #[test]
-    fn decisions_follow_the_rules() {
-        let spec = |runtime: &str, driver, stress| ScenarioSpec {
-            id: "x".into(),
-            runtime: runtime.into(),
-            driver,
-            stress,
-        };
-        let ok = || Resolved::Available("runc".into());
-        assert!(matches!(
-            decide(&spec("runc", Driver::Bridge, Stress::None), ok(), &SwarmPlan::Ready, true),
-            Decision::Run(r) if r == "runc"
-        ));
-        assert!(matches!(
-            decide(&spec("kata", Driver::Host, Stress::None), Resolved::Available("kata".into()), &SwarmPlan::Ready, true),
-            Decision::Unsupported(w) if w.contains("host network driver")
-        ));
-        assert!(matches!(
-            decide(&spec("kata", Driver::Host, Stress::None), Resolved::Missing("m".into()), &SwarmPlan::Ready, true),
-            Decision::Unsupported(w) if w.contains("host network driver")
-        ));
-        assert!(matches!(
-            decide(&spec("runc", Driver::Overlay, Stress::None), ok(), &SwarmPlan::Unusable("no swarm".into()), true),
-            Decision::Unsupported(w) if w == "no swarm"
-        ));
-        assert!(matches!(
-            decide(
-                &spec("runc", Driver::Overlay, Stress::None),
-                ok(),
-                &SwarmPlan::Init,
-                true
-            ),
-            Decision::Run(_)
-        ));
-        assert!(matches!(
-            decide(&spec("runc", Driver::Bridge, Stress::Cpu), ok(), &SwarmPlan::Ready, false),
-            Decision::Unsupported(w) if w.contains("stress-ng")
-        ));
-        assert!(matches!(
-            decide(&spec("kata", Driver::Bridge, Stress::None), Resolved::Missing("m".into()), &SwarmPlan::Ready, true),
-            Decision::Unsupported(w) if w == "m"
-        ));
     }
 }

@@ -17,7 +17,9 @@ use crate::{
     path::{Merge, TracedPath},
     report::{Env, ProbeCounts, ReportError, Results, Rtt, Scenario, decide_status},
     runqueue,
-    stages::{BRIDGE_STAGES, StageResult, TAP_STAGES, TAP_TRACED_STAGES, TAP_VM_MERGE, VETH_STAGES},
+    stages::{
+        BRIDGE_STAGES, StageResult, TAP_STAGES, TAP_TRACED_STAGES, TAP_VM_MERGE, VETH_STAGES,
+    },
     stats::Summary,
     stress::CpuStress,
     trace::{Session, SessionConfig, TraceError, tc::ifindex_of},
@@ -70,7 +72,9 @@ pub struct LabConfig {
 /// CPUs pays a cross-CPU wake-up (an IPI, a VM exit on a virtual machine) that one on a
 /// shared CPU does not: left to the scheduler, blocks of probes land in either mode, and
 /// that difference swamps what the tracer adds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Placement {
     /// Client on CPU 0, server on CPU 1 (like two containers on two cores).
@@ -132,7 +136,11 @@ pub struct LabResult {
 pub fn lab_path(topo: &LabTopology) -> Result<TracedPath, TraceError> {
     let mut hops = Vec::new();
     for h in &topo.hooks {
-        hops.push((format!("{}@{}", h.ifname, h.netns), h.clone(), ifindex_of(h)?));
+        hops.push((
+            format!("{}@{}", h.ifname, h.netns),
+            h.clone(),
+            ifindex_of(h)?,
+        ));
     }
     let stages = match topo.path {
         "bridge" => BRIDGE_STAGES,
@@ -197,11 +205,8 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
             max_seconds: 300,
             cpu: client_cpu,
         };
-        let mut session = SessionConfig::new(
-            block::mode(traced),
-            vec![config.port],
-            topo.hooks.clone(),
-        );
+        let mut session =
+            SessionConfig::new(block::mode(traced), vec![config.port], topo.hooks.clone());
         // Request and reply at every device, and a few scheduler events per probe.
         session.expected_events = per_block * (4 * topo.hooks.len() as u64 + 16);
         session.track_pids = server.pid().into_iter().collect();
@@ -312,4 +317,3 @@ pub fn render_table(r: &LabResult) -> String {
 pub fn write_results(dir: &std::path::Path, r: &LabResult) -> Result<PathBuf, LabError> {
     Ok(to_results(r).write(dir)?)
 }
-

@@ -112,11 +112,9 @@ impl Tracer {
                 .ebpf
                 .take_map(names::SCHED_TIDS)
                 .ok_or(TraceError::Missing(names::SCHED_TIDS))?;
-            self.sched.tids = Some(HashMap::try_from(map).map_err(|source| {
-                TraceError::Map {
-                    name: names::SCHED_TIDS,
-                    source: Box::new(source),
-                }
+            self.sched.tids = Some(HashMap::try_from(map).map_err(|source| TraceError::Map {
+                name: names::SCHED_TIDS,
+                source: Box::new(source),
             })?);
         }
         let map = self

@@ -353,7 +353,10 @@ mod tests {
         for n in [1_000, 8_192, 8_193, 50_000, 3_000_000] {
             let r = u64::from(ring_bytes_for(n));
             assert!(r.is_power_of_two());
-            assert!(r >= n * RING_RECORD_BYTES * 2, "{n} events fit below the watermark");
+            assert!(
+                r >= n * RING_RECORD_BYTES * 2,
+                "{n} events fit below the watermark"
+            );
         }
     }
 }
