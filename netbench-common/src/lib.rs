@@ -3,9 +3,18 @@
 //! Everything here is `#[repr(C)]`, `Copy`, made of fixed-width integers and explicit
 //! padding, so the kernel and user side agree byte for byte. Tags cross the boundary as
 //! integers and are decoded with `TryFrom` on the user side.
-#![no_std]
+#![cfg_attr(not(feature = "protocol"), no_std)]
+
+#[cfg(feature = "protocol")]
+pub mod protocol;
+
+#[cfg(feature = "std")]
+extern crate std;
 
 use core::mem::size_of;
+
+#[cfg(feature = "std")]
+pub mod stamp;
 
 /// Magic number at the start of every probe payload ("NBPR").
 pub const PROBE_MAGIC: u32 = 0x4e42_5052;

@@ -263,7 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
     let out = args.out.unwrap_or_else(|| {
         std::path::PathBuf::from("results")
-            .join(format!("run-{}", netbench::experiment::utc_timestamp()))
+            .join(format!("run-{}", netbench_common::stamp::utc_timestamp()))
     });
     let config = &netbench::experiment::matrix::RunConfig::from_lists(
         &args.runtimes,

@@ -35,7 +35,7 @@ pub fn bench(options: Options) -> Result<()> {
     }
     println!("build (release)");
     let bins = build::build(Profile::Release)?;
-    let stamp = crate::utc_timestamp();
+    let stamp = netbench_common::stamp::utc_timestamp();
     let results = workspace_root().join("results");
     let out = options
         .out
