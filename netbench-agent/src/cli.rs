@@ -1,5 +1,7 @@
-//! Hand-written argument parsing (no clap: the agent stays a tiny static binary).
-//! Every error is one line; `main` prints it and exits with code 2.
+//! Hand-written argument parsing (no clap: the agent stays a tiny static binary) into
+//! the protocol types of `netbench_common::protocol`, which netbench turns into
+//! arguments with `AgentCommand::to_args` (the round-trip test below holds the two
+//! together). Every error is one line; `main` prints it and exits with code 2.
 
 use std::{
     fmt::Display,
@@ -10,8 +12,9 @@ use std::{
 
 use crate::probe::{MAX_LEN, MIN_LEN};
 
-/// UDP and TCP echo port; the bandwidth sink listens on the next one.
-pub const DEFAULT_PORT: u16 = 7301;
+pub use netbench_common::protocol::{
+    BlastOpts, DEFAULT_PORT, Proto, RrOpts, ServeOpts, StreamOpts,
+};
 
 pub const USAGE: &str = "\
 netbench-agent: netbench's workload (probe echo server, request/response and bulk clients)
@@ -48,63 +51,6 @@ pub enum Command {
     Rr(RrOpts),
     Stream(StreamOpts),
     Blast(BlastOpts),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ServeOpts {
-    pub bind: IpAddr,
-    /// Echo port; the sink is `port + 1`.
-    pub port: u16,
-    pub max: Duration,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proto {
-    Udp,
-    Tcp,
-}
-
-impl Proto {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Udp => "udp",
-            Self::Tcp => "tcp",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct RrOpts {
-    pub server: SocketAddr,
-    pub proto: Proto,
-    pub count: u32,
-    /// Probes per second; 0 = next request as soon as the reply (or timeout) is in.
-    pub rate: u32,
-    pub size: u32,
-    pub timeout: Duration,
-    pub run_id: u32,
-    pub max: Duration,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct StreamOpts {
-    pub server: SocketAddr,
-    pub duration: Duration,
-    /// Bytes per write.
-    pub size: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct BlastOpts {
-    pub server: SocketAddr,
-    /// Datagrams per second; 0 = as fast as possible.
-    pub rate: u32,
-    pub count: u64,
-    pub max: Duration,
-    pub size: u32,
-    pub run_id: u32,
-    /// Datagrams per `sendmmsg` call.
-    pub batch: u32,
 }
 
 /// Parse the arguments after the program name.
@@ -360,7 +306,57 @@ fn server_addr(v: &str, default_port: u16) -> Result<SocketAddr, String> {
 
 #[cfg(test)]
 mod tests {
+    use netbench_common::protocol::AgentCommand;
+
     use super::*;
+
+    #[test]
+    fn every_command_netbench_builds_parses_back_exactly() {
+        let server: SocketAddr = "10.1.2.3:9000".parse().unwrap();
+        let commands = [
+            AgentCommand::Serve(ServeOpts {
+                bind: "127.0.0.1".parse().unwrap(),
+                port: 7301,
+                max: Duration::from_mins(10),
+            }),
+            AgentCommand::Serve(ServeOpts::default()),
+            AgentCommand::Rr(RrOpts {
+                server,
+                proto: Proto::Tcp,
+                count: 500,
+                rate: 0,
+                size: 64,
+                timeout: Duration::from_secs(1),
+                run_id: 0xdead_beef,
+                max: Duration::from_secs(35),
+            }),
+            AgentCommand::Stream(StreamOpts {
+                server: "[::1]:7302".parse().unwrap(),
+                duration: Duration::from_millis(2500),
+                size: 131_072,
+            }),
+            AgentCommand::Blast(BlastOpts {
+                server,
+                rate: 200_000,
+                count: 1_000_000,
+                max: Duration::from_secs(3),
+                size: 64,
+                run_id: 7,
+                batch: 16,
+            }),
+        ];
+        for c in commands {
+            let parsed = parse(&c.to_args()).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+            let back = match parsed {
+                Command::Serve(o) => AgentCommand::Serve(o),
+                Command::Rr(o) => AgentCommand::Rr(o),
+                Command::Stream(o) => AgentCommand::Stream(o),
+                Command::Blast(o) => AgentCommand::Blast(o),
+                other => panic!("{c:?} parsed as {other:?}"),
+            };
+            assert_eq!(back, c);
+        }
+    }
 
     fn p(line: &str) -> Result<Command, String> {
         let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();

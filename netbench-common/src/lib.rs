@@ -3,13 +3,13 @@
 //! Everything here is `#[repr(C)]`, `Copy`, made of fixed-width integers and explicit
 //! padding, so the kernel and user side agree byte for byte. Tags cross the boundary as
 //! integers and are decoded with `TryFrom` on the user side.
-#![cfg_attr(not(feature = "protocol"), no_std)]
-
-#[cfg(feature = "protocol")]
-pub mod protocol;
+#![no_std]
 
 #[cfg(feature = "std")]
 extern crate std;
+
+#[cfg(feature = "protocol")]
+pub mod protocol;
 
 use core::mem::size_of;
 

@@ -13,7 +13,7 @@ use nix::{
     sched::{CloneFlags, CpuSet, sched_setaffinity, setns},
     unistd::Pid,
 };
-use serde::Deserialize;
+use netbench_common::protocol::{self, AgentCommand, ProbeLine, Proto, RrOpts, ServeOpts};
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader},
     process::{Child, Command},
@@ -159,14 +159,12 @@ impl AgentServer {
         max_seconds: u64,
         cpu: Option<usize>,
     ) -> Result<Self, AgentError> {
-        let args = [
-            "serve",
-            "--port",
-            &port.to_string(),
-            "--max-seconds",
-            &max_seconds.to_string(),
-        ]
-        .map(str::to_owned);
+        let args = AgentCommand::Serve(ServeOpts {
+            port,
+            max: Duration::from_secs(max_seconds),
+            ..ServeOpts::default()
+        })
+        .to_args();
         let mut child =
             command_in(ns, &args, cpu)?
                 .spawn()
@@ -214,26 +212,14 @@ impl AgentServer {
 }
 
 /// One request/response probe as the agent reports it.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct RrProbe {
-    pub seq: u64,
-    pub run_id: u32,
-    pub send_ns: u64,
-    #[serde(default)]
-    pub recv_ns: Option<u64>,
-    #[serde(default)]
-    pub rtt_ns: Option<u64>,
-    #[serde(default)]
-    pub lost: bool,
-}
+pub type RrProbe = ProbeLine;
 
 /// Request/response client settings.
 #[derive(Clone, Debug)]
 pub struct RrSpec {
     pub server: std::net::IpAddr,
     pub port: u16,
-    /// `udp` or `tcp`.
-    pub proto: &'static str,
+    pub proto: Proto,
     pub count: u64,
     pub size: usize,
     pub run_id: u32,
@@ -248,23 +234,17 @@ pub struct RrSpec {
 /// # Errors
 /// When the agent fails, exits non-zero or prints garbage.
 pub async fn run_rr(ns: &NetnsRef, spec: &RrSpec) -> Result<Vec<RrProbe>, AgentError> {
-    let args = [
-        "rr".to_owned(),
-        "--server".to_owned(),
-        format!("{}:{}", spec.server, spec.port),
-        "--proto".to_owned(),
-        spec.proto.to_owned(),
-        "--count".to_owned(),
-        spec.count.to_string(),
-        "--size".to_owned(),
-        spec.size.to_string(),
-        "--run-id".to_owned(),
-        spec.run_id.to_string(),
-        "--timeout-ms".to_owned(),
-        spec.timeout_ms.to_string(),
-        "--max-seconds".to_owned(),
-        spec.max_seconds.to_string(),
-    ];
+    let args = AgentCommand::Rr(RrOpts {
+        server: std::net::SocketAddr::new(spec.server, spec.port),
+        proto: spec.proto,
+        count: u32::try_from(spec.count).unwrap_or(u32::MAX),
+        rate: 0,
+        size: u32::try_from(spec.size).unwrap_or(u32::MAX),
+        timeout: Duration::from_millis(spec.timeout_ms),
+        run_id: spec.run_id,
+        max: Duration::from_secs(spec.max_seconds),
+    })
+    .to_args();
     let cmd = command_in(ns, &args, spec.cpu)?;
     let out = tokio::time::timeout(Duration::from_secs(spec.max_seconds + 10), run_to_end(cmd))
         .await
@@ -296,19 +276,9 @@ async fn run_to_end(mut cmd: Command) -> std::io::Result<std::process::Output> {
 /// Parse the probe lines of `rr` output (summary and other event lines are skipped).
 ///
 /// # Errors
-/// On a line that is not JSON.
+/// On a line that is not one of the agent's.
 pub fn parse_rr_output(text: &str) -> Result<Vec<RrProbe>, String> {
-    let mut probes = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| format!("bad agent line {line:?}: {e}"))?;
-        if v.get("event").is_some() {
-            continue;
-        }
-        probes
-            .push(serde_json::from_value(v).map_err(|e| format!("bad probe line {line:?}: {e}"))?);
-    }
-    Ok(probes)
+    protocol::probes(text)
 }
 
 #[cfg(test)]
@@ -319,7 +289,7 @@ mod tests {
     fn parses_probes_and_skips_events() {
         let text = r#"{"seq":0,"run_id":7,"send_ns":10,"recv_ns":30,"rtt_ns":20,"proto":"udp"}
 {"seq":1,"run_id":7,"send_ns":40,"lost":true,"proto":"udp"}
-{"event":"summary","sent":2,"received":1}
+{"event":"summary","sent":2,"received":1,"lost":1,"p50_ns":20,"p99_ns":20,"min_ns":20,"max_ns":20}
 "#;
         let p = parse_rr_output(text).unwrap();
         assert_eq!(p.len(), 2);

@@ -266,6 +266,7 @@ mod tests {
             recv_ns: Some(recv),
             rtt_ns: Some(recv - send),
             lost: false,
+            proto: None,
         }
     }
 

@@ -105,6 +105,7 @@ mod tests {
                     recv_ns: Some(1000 * i as u64 + r),
                     rtt_ns: Some(r),
                     lost: false,
+                    proto: None,
                 })
                 .collect(),
             ..Block::default()

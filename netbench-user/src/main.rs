@@ -193,7 +193,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 path,
                 probes,
                 size: usize::try_from(size)?,
-                proto: if proto == "tcp" { "tcp" } else { "udp" },
+                proto: if proto == "tcp" {
+                    netbench_common::protocol::Proto::Tcp
+                } else {
+                    netbench_common::protocol::Proto::Udp
+                },
                 port: 7301,
                 stress,
                 pairs,

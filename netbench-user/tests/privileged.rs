@@ -16,7 +16,7 @@ use netbench::{
     netns::NetnsRef,
     trace::{Session, SessionConfig, TcMode, TraceConfig, TraceMode, Tracer},
 };
-use netbench_common::{Direction, HookKind, HopEvent, PROTO_TCP, PROTO_UDP};
+use netbench_common::{Direction, HookKind, HopEvent, PROTO_TCP, PROTO_UDP, protocol::Proto};
 
 /// The ifindex of a hook device, looked up independently of the tracer (netlink).
 async fn device_id(ns: &NetnsRef, ifname: &str) -> u32 {
@@ -25,7 +25,7 @@ async fn device_id(ns: &NetnsRef, ifname: &str) -> u32 {
 }
 
 #[expect(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
-async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode) {
+async fn rr_across_veth(proto: Proto, port: u16, tag: &str, mode: TcMode) {
     let Some(_root) = common::require_root() else {
         return;
     };
@@ -68,7 +68,8 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
         common::assert_no_tc(&hook.netns, &hook.ifname).await;
     }
     eprintln!(
-        "{proto}/{mode:?}: {} probes, {} events, reader {stats:?}, kernel {counters:?}",
+        "{}/{mode:?}: {} probes, {} events, reader {stats:?}, kernel {counters:?}",
+        proto.name(),
         probes.len(),
         events.len()
     );
@@ -107,7 +108,7 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
             ev.run_id, spec.run_id,
             "only this run's probes are on this port"
         );
-        let expect_proto = if proto == "udp" { PROTO_UDP } else { PROTO_TCP };
+        let expect_proto = if proto == Proto::Udp { PROTO_UDP } else { PROTO_TCP };
         assert_eq!(ev.proto, expect_proto);
         let dir = Direction::try_from(ev.dir).expect("direction");
         by_probe.entry((ev.seq, dir)).or_default().push(*ev);
@@ -173,17 +174,17 @@ async fn rr_across_veth(proto: &'static str, port: u16, tag: &str, mode: TcMode)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_rr_across_veth_is_traced_at_both_ends() {
-    rr_across_veth("udp", 7311, "vu", TcMode::Auto).await;
+    rr_across_veth(Proto::Udp, 7311, "vu", TcMode::Auto).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_rr_across_veth_is_traced_at_both_ends() {
-    rr_across_veth("tcp", 7321, "vt", TcMode::Auto).await;
+    rr_across_veth(Proto::Tcp, 7321, "vt", TcMode::Auto).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netlink_attach_traces_and_leaves_no_qdisc() {
-    rr_across_veth("udp", 7331, "vn", TcMode::Netlink).await;
+    rr_across_veth(Proto::Udp, 7331, "vn", TcMode::Netlink).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +285,7 @@ async fn lab_path_traced_and_untraced(path: &str, port: u16, stages: &[&str]) {
         path: path.into(),
         probes: 2000,
         size: 64,
-        proto: "udp",
+        proto: Proto::Udp,
         port,
         stress: "none".into(),
         pairs: 2,
@@ -375,7 +376,7 @@ async fn tap_path_keeps_kata_redirects_working(mode: TcMode, port: u16) {
     let spec = RrSpec {
         server: topo.server.ip.into(),
         port,
-        proto: "udp",
+        proto: Proto::Udp,
         count: 200,
         size: 64,
         run_id: 77,

@@ -10,13 +10,13 @@ use netbench::{
     lab::LabTopology,
     trace::{Session, SessionConfig, SessionOutcome, TraceMode},
 };
-use netbench_common::HookKind;
+use netbench_common::{HookKind, protocol::Proto};
 
 /// A veth pair, a server, `count` probes sent through a session in `config`'s mode.
 async fn probes_through(
     tag: &str,
     port: u16,
-    proto: &'static str,
+    proto: Proto,
     count: u64,
     configure: impl FnOnce(&mut SessionConfig, u32),
 ) -> (Vec<RrProbe>, SessionOutcome, LabTopology) {
@@ -77,7 +77,7 @@ async fn count_only_counts_every_probe_packet_and_emits_no_event() {
     let Some(_root) = common::require_root() else {
         return;
     };
-    let (probes, outcome, _topo) = probes_through("sc", 7411, "udp", 500, |c, _| {
+    let (probes, outcome, _topo) = probes_through("sc", 7411, Proto::Udp, 500, |c, _| {
         c.mode = TraceMode::CountOnly;
     })
     .await;
@@ -99,7 +99,7 @@ async fn off_attaches_nothing_and_returns_nothing() {
     let Some(_root) = common::require_root() else {
         return;
     };
-    let (probes, outcome, _topo) = probes_through("so", 7421, "udp", 200, |c, _| {
+    let (probes, outcome, _topo) = probes_through("so", 7421, Proto::Udp, 200, |c, _| {
         c.mode = TraceMode::Off;
     })
     .await;
@@ -117,7 +117,7 @@ async fn a_burst_larger_than_the_ring_reports_its_loss() {
     };
     // 2000 probes x 4 events x 64 B = 512 KiB into a 64 KiB ring whose reader is held
     // back until the end: most events cannot be reserved.
-    let (probes, outcome, _topo) = probes_through("sl", 7431, "udp", 2000, |c, _| {
+    let (probes, outcome, _topo) = probes_through("sl", 7431, Proto::Udp, 2000, |c, _| {
         c.ring_bytes = Some(1 << 16);
         c.hold_reader = true;
     })
@@ -147,7 +147,7 @@ async fn threads_a_server_creates_are_traced_from_the_kernel() {
     // The TCP server starts a thread per connection once the client connects, after the
     // session started: only the fork hook can add it (there is no poller).
     let mut seeded = Vec::new();
-    let (probes, outcome, _topo) = probes_through("st", 7441, "tcp", 300, |c, server| {
+    let (probes, outcome, _topo) = probes_through("st", 7441, Proto::Tcp, 300, |c, server| {
         c.track_pids = vec![server];
         seeded = netbench::trace::sched::threads_of(server);
     })

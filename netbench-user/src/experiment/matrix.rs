@@ -127,7 +127,7 @@ pub struct RunConfig {
     /// Seconds of bulk TCP per repetition.
     pub duration_s: u64,
     pub probe_size: usize,
-    pub proto: &'static str,
+    pub proto: netbench_common::protocol::Proto,
     /// The agent's echo port (the bandwidth sink is the next one).
     pub port: u16,
     pub out: PathBuf,
@@ -188,7 +188,7 @@ impl RunConfig {
             probes,
             duration_s,
             probe_size: 64,
-            proto: "udp",
+            proto: netbench_common::protocol::Proto::Udp,
             port: 7301,
             out,
             allow_swarm_init,

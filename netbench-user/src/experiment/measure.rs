@@ -2,7 +2,12 @@
 //! probes: a block traced at every hop and an untraced block, for the observer effect),
 //! bandwidth (agent `stream`, tracing off or count-only),
 //! and the CPU stress around them. The agent runs inside the containers (`docker exec`).
-use std::{net::Ipv4Addr, time::Duration};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    time::Duration,
+};
+
+use netbench_common::protocol::{self, AgentCommand, Event, RrOpts, StreamOpts};
 
 use super::{
     ExperimentError,
@@ -43,26 +48,16 @@ async fn rr_block(
     let session = Session::start(&session)?;
     // Bounded in time twice: the agent's own --max-seconds and the exec's timeout.
     let max_seconds = 30 + cfg.probes / 100;
-    let cmd: Vec<String> = [
-        AGENT_PATH,
-        "rr",
-        "--server",
-        &format!("{server_ip}:{}", cfg.port),
-        "--proto",
-        cfg.proto,
-        "--count",
-        &cfg.probes.to_string(),
-        "--size",
-        &cfg.probe_size.to_string(),
-        "--run-id",
-        &run_id.to_string(),
-        "--timeout-ms",
-        "1000",
-        "--max-seconds",
-        &max_seconds.to_string(),
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let cmd = agent_cmd(&AgentCommand::Rr(RrOpts {
+        server: SocketAddr::new(server_ip.into(), cfg.port),
+        proto: cfg.proto,
+        count: u32::try_from(cfg.probes).unwrap_or(u32::MAX),
+        rate: 0,
+        size: u32::try_from(cfg.probe_size).unwrap_or(u32::MAX),
+        timeout: Duration::from_secs(1),
+        run_id,
+        max: Duration::from_secs(max_seconds),
+    }));
     // The agent prints its probes only after the last one: nothing crosses the exec's
     // stream while probes are in flight.
     let out = container::exec(engine, client, &cmd, Duration::from_secs(max_seconds + 30)).await;
@@ -151,16 +146,11 @@ pub async fn bandwidth(
         vec![cfg.port, cfg.port + 1],
         plan.devices(),
     ))?;
-    let cmd: Vec<String> = [
-        AGENT_PATH,
-        "stream",
-        "--server",
-        &format!("{server_ip}:{}", cfg.port + 1),
-        "--seconds",
-        &cfg.duration_s.to_string(),
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let cmd = agent_cmd(&AgentCommand::Stream(StreamOpts {
+        server: SocketAddr::new(server_ip.into(), cfg.port + 1),
+        duration: Duration::from_secs(cfg.duration_s),
+        size: 128 * 1024,
+    }));
     let out = container::exec(
         engine,
         client,
@@ -185,15 +175,22 @@ pub async fn bandwidth(
     Ok(BandwidthRep { gbps, counters })
 }
 
-/// The `gbps` of the agent's `{"event":"stream",...}` line.
+/// The `gbps` of the agent's `stream` line.
 #[must_use]
 pub fn parse_stream_gbps(stdout: &str) -> Option<f64> {
-    stdout.lines().rev().find_map(|line| {
-        let v: serde_json::Value = serde_json::from_str(line).ok()?;
-        (v.get("event")?.as_str()? == "stream")
-            .then(|| v.get("gbps")?.as_f64())
-            .flatten()
+    protocol::event(stdout, "stream", |e| match e {
+        Event::Stream(s) => Some(s.gbps),
+        _ => None,
     })
+    .ok()
+}
+
+/// The command line that runs `c` in a container (the image's agent binary).
+#[must_use]
+pub fn agent_cmd(c: &AgentCommand) -> Vec<String> {
+    std::iter::once(AGENT_PATH.to_owned())
+        .chain(c.to_args())
+        .collect()
 }
 
 /// stress-ng's command line: `cpus` workers (0 = one per CPU), ended by netbench or at

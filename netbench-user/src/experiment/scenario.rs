@@ -3,10 +3,13 @@
 //! measured into its results entry.
 use std::{net::Ipv4Addr, time::Duration};
 
+use netbench_common::protocol::{AgentCommand, ServeOpts};
+
 use super::{
     Ctx, ExperimentError, keepalive_port,
     matrix::{Driver, ScenarioSpec, Stress},
-    measure, path, probe_run_id,
+    measure::{self, agent_cmd},
+    path, probe_run_id,
     progress::Progress,
     state::{Images, RunState},
 };
@@ -17,7 +20,6 @@ use crate::{
         DockerError, Engine,
         container::{self, Attach, Container, ContainerSpec},
         hooks,
-        image::AGENT_PATH,
         labels,
         network::Network,
     },
@@ -200,16 +202,11 @@ async fn set_up_pair(
     let server_spec = ContainerSpec {
         name: format!("nb-{run}-{index:02}-server"),
         image: images.server.tag.clone(),
-        cmd: [
-            AGENT_PATH,
-            "serve",
-            "--port",
-            &cfg.port.to_string(),
-            "--max-seconds",
-            &lifetime.to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec(),
+        cmd: agent_cmd(&AgentCommand::Serve(ServeOpts {
+            port: cfg.port,
+            max: Duration::from_secs(lifetime),
+            ..ServeOpts::default()
+        })),
         runtime: runtime.to_owned(),
         attach: Attach::Network(network.name.clone()),
         labels: scenario_labels("server"),
@@ -218,18 +215,11 @@ async fn set_up_pair(
     let client_spec = ContainerSpec {
         name: format!("nb-{run}-{index:02}-client"),
         image: images.agent.tag.clone(),
-        cmd: [
-            AGENT_PATH,
-            "serve",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &keepalive_port(&run).to_string(),
-            "--max-seconds",
-            &lifetime.to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec(),
+        cmd: agent_cmd(&AgentCommand::Serve(ServeOpts {
+            bind: Ipv4Addr::LOCALHOST.into(),
+            port: keepalive_port(&run),
+            max: Duration::from_secs(lifetime),
+        })),
         runtime: runtime.to_owned(),
         attach: if spec.driver == Driver::Host {
             Attach::Host

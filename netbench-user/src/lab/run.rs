@@ -1,6 +1,7 @@
 //! `netbench lab`: build a path, trace it, send probes, split each round trip into stages.
 use std::{path::PathBuf, time::Duration};
 
+use netbench_common::protocol::Proto;
 use serde::Serialize;
 
 use super::{
@@ -54,8 +55,7 @@ pub struct LabConfig {
     pub path: String,
     pub probes: u64,
     pub size: usize,
-    /// `udp` or `tcp`.
-    pub proto: &'static str,
+    pub proto: Proto,
     pub port: u16,
     /// `none` or `cpu` (stress-ng on every CPU while the probes run).
     #[serde(default)]
@@ -271,7 +271,9 @@ pub fn to_results(r: &LabResult) -> Results {
     results.scenarios.push(Scenario {
         id: format!(
             "lab-{}-{}-{}",
-            r.config.path, r.config.proto, r.config.stress
+            r.config.path,
+            r.config.proto.name(),
+            r.config.stress
         ),
         runtime: format!("lab-{}", r.config.path),
         client_driver: "lab".into(),
