@@ -22,4 +22,5 @@ pub mod runqueue;
 pub mod stages;
 pub mod stats;
 pub mod stress;
+pub mod table;
 pub mod trace;

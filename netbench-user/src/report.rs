@@ -13,6 +13,7 @@ use crate::{
     observer::ObserverEffect,
     stages::StageResult,
     stats::{RepStats, Summary},
+    table::{Column, Table},
 };
 
 /// The schema this build writes. 2: `degraded` status, untraced round trip, observer
@@ -681,29 +682,24 @@ pub fn render(r: &Results) -> String {
             );
         }
         let _ = writeln!(out, "  {}:", stages_header(s));
-        let _ = writeln!(
-            out,
-            "  {:<24} {:>10} {:>10} {:>10} {:>7}",
-            "stage", "mean us", "p50 us", "p99 us", "share"
-        );
+        let columns = stage_columns("stage", 24);
+        let mut table = Table::new(columns.into_iter().chain([Column::right("share").width(7)]))
+            .indent("  ")
+            .gap(" ");
         for st in &s.stages {
-            let _ = writeln!(
-                out,
-                "  {:<24} {:>10.2} {:>10.2} {:>10.2} {:>6.1}%",
-                st.name,
-                st.mean_us,
-                st.p50_us,
-                st.p99_us,
-                st.share * 100.0
+            let share = format!("{:.1}%", st.share * 100.0);
+            table.row(
+                stage_cells(&st.name, st.mean_us, st.p50_us, st.p99_us)
+                    .into_iter()
+                    .chain([share]),
             );
         }
         if let Some(rtt) = &s.rtt_us {
-            let _ = writeln!(
-                out,
-                "  {:<24} {:>10.2} {:>10.2} {:>10.2} {:>6.1}%",
-                "round trip (traced)", rtt.summary.mean, rtt.summary.p50, rtt.summary.p99, 100.0
-            );
+            let Summary { mean, p50, p99, .. } = rtt.summary;
+            let cells = stage_cells("round trip (traced)", mean, p50, p99);
+            table.row(cells.into_iter().chain(["100.0%".to_owned()]));
         }
+        out.push_str(&table.render());
         render_breakdown(&mut out, s, &model);
     }
     out
@@ -722,13 +718,33 @@ fn render_breakdown(out: &mut String, s: &Scenario, model: &str) {
             rq.probes_woken, rq.probes_runnable, rq.probes_running
         );
     }
+    let mut table = Table::new(stage_columns("", 22))
+        .indent("    ")
+        .gap(" ")
+        .without_header();
     for st in &s.breakdown {
-        let _ = writeln!(
-            out,
-            "    {:<22} {:>10.2} {:>10.2} {:>10.2}",
-            st.name, st.mean_us, st.p50_us, st.p99_us
-        );
+        table.row(stage_cells(&st.name, st.mean_us, st.p50_us, st.p99_us));
     }
+    out.push_str(&table.render());
+}
+
+/// A stage table's columns: the name (`name_width` wide), then mean, p50 and p99.
+fn stage_columns(name: &str, name_width: usize) -> [Column; 4] {
+    [
+        Column::left(name).width(name_width),
+        Column::right("mean us").width(10),
+        Column::right("p50 us").width(10),
+        Column::right("p99 us").width(10),
+    ]
+}
+
+fn stage_cells(name: &str, mean: f64, p50: f64, p99: f64) -> [String; 4] {
+    [
+        name.to_owned(),
+        format!("{mean:.2}"),
+        format!("{p50:.2}"),
+        format!("{p99:.2}"),
+    ]
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer, ser::SerializeStruct as _};
 
+use crate::table::{Column, Table};
+
 /// Item names the default-experiment verdict looks at.
 const ROOT: &str = "root";
 const BTF: &str = "btf";
@@ -185,31 +187,15 @@ impl DoctorReport {
     /// Aligned text table (item, status, detail), then the default-experiment verdict.
     #[must_use]
     pub fn render_table(&self) -> String {
-        const HEADER: [&str; 3] = ["ITEM", "STATUS", "DETAIL"];
-        let name_width = self
-            .items
-            .iter()
-            .map(|i| i.name.len())
-            .chain([HEADER[0].len()])
-            .max()
-            .unwrap_or(0);
-        let status_width = self
-            .items
-            .iter()
-            .map(|i| i.status.as_str().len())
-            .chain([HEADER[1].len()])
-            .max()
-            .unwrap_or(0);
-        let row = |name: &str, status: &str, detail: &str| {
-            format!("{name:<name_width$}  {status:<status_width$}  {detail}")
-                .trim_end()
-                .to_owned()
-                + "\n"
-        };
-        let mut out = row(HEADER[0], HEADER[1], HEADER[2]);
+        let mut table = Table::new([
+            Column::left("ITEM"),
+            Column::left("STATUS"),
+            Column::left("DETAIL"),
+        ]);
         for item in &self.items {
-            out += &row(&item.name, item.status.as_str(), &item.detail);
+            table.row([item.name.as_str(), item.status.as_str(), &item.detail]);
         }
+        let mut out = table.render();
         out += &self.verdict_line();
         out.push('\n');
         out

@@ -10,6 +10,7 @@ use crate::{
     observer::Ratio,
     report::{OBSERVER_LIMIT, Results, RttSource, Scenario, Status},
     stats::Summary,
+    table::{Column, Table},
 };
 
 /// The `n` stages with the largest mean, as `name mean (share)`.
@@ -95,17 +96,16 @@ pub fn scenario_line(s: &Scenario) -> String {
 /// failed) are numbered notes below it, each reason once.
 #[must_use]
 pub fn table(r: &Results) -> String {
-    let width = r
-        .scenarios
-        .iter()
-        .map(|s| s.id.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    let mut out = format!(
-        "{:<width$}  {:<14}  {:>15}  {:>9}  {:>9}  {:<38}  {:>7}  TOP STAGES (traced; mean, share of RTT)\n",
-        "SCENARIO", "STATUS", "BW Gbit/s", "p50 us", "p99 us", "TRACING MOVED RTT", "MATCHED"
-    );
+    let mut table = Table::new([
+        Column::left("SCENARIO"),
+        Column::left("STATUS").width(14),
+        Column::right("BW Gbit/s").width(15),
+        Column::right("p50 us").width(9),
+        Column::right("p99 us").width(9),
+        Column::left("TRACING MOVED RTT").width(38),
+        Column::right("MATCHED").width(7),
+        Column::left("TOP STAGES (traced; mean, share of RTT)"),
+    ]);
     let mut notes: Vec<String> = Vec::new();
     let mut note = |reason: Option<&str>| -> String {
         let Some(reason) = reason else {
@@ -124,7 +124,7 @@ pub fn table(r: &Results) -> String {
             other => format!("{}{}", other.name(), note(s.reason.as_deref())),
         };
         let Some((rtt, source)) = s.quoted_rtt() else {
-            let _ = writeln!(out, "{:<width$}  {status}", s.id);
+            table.row([s.id.clone(), status]);
             continue;
         };
         let mark = if source == RttSource::Traced {
@@ -140,17 +140,18 @@ pub fn table(r: &Results) -> String {
                 None => format!("{:.2} (n/a)", b.mean),
             },
         );
-        let _ = writeln!(
-            out,
-            "{:<width$}  {status:<14}  {bw:>15}  {:>9}  {:>9}  {:<38}  {:>6.1}%  {}",
-            s.id,
+        table.row([
+            s.id.clone(),
+            status,
+            bw,
             format!("{:.1}{mark}", rtt.summary.p50),
             format!("{:.1}{mark}", rtt.summary.p99),
             observer_short(s),
-            s.matched_pct(),
-            top_stages(s, 2)
-        );
+            format!("{:.1}%", s.matched_pct()),
+            top_stages(s, 2),
+        ]);
     }
+    let mut out = table.render();
     if any_traced {
         out.push_str("* traced probes: no untraced round trip was measured\n");
     }
