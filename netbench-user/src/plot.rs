@@ -38,11 +38,7 @@ struct Bar {
 /// # Errors
 /// When a file cannot be drawn or written.
 pub fn write_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    let with_rtt: Vec<&Scenario> = results
-        .scenarios
-        .iter()
-        .filter(|s| s.quoted_rtt().is_some())
-        .collect();
+    let with_rtt = results.with_rtt();
     let mut written = Vec::new();
     if with_rtt.is_empty() {
         return Ok(written);
@@ -195,21 +191,7 @@ fn bars(
         .fold(0.0f64, f64::max)
         .max(1e-9);
     let labels: Vec<String> = rows.iter().map(|(l, _)| l.clone()).collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(label_width(labels.iter().map(String::len)))
-        .build_cartesian_2d(0.0..max * 1.15, y_range(n))
-        .map_err(|x| e(x.to_string()))?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(0)
-        .x_desc(unit)
-        .draw()
-        .map_err(|x| e(x.to_string()))?;
-    row_labels(&root, &chart, &labels).map_err(&e)?;
+    let mut chart = row_chart(&root, title, unit, &labels, max * 1.15).map_err(&e)?;
     let k = series.len().max(1) as f64;
     let band = 0.8 / k;
     for (s, name) in series.iter().enumerate() {
@@ -225,7 +207,7 @@ fn bars(
             .draw_series(rects)
             .map_err(|x| e(x.to_string()))?
             .label(*name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+            .legend(move |(x, y)| legend_mark(x, y, color));
         let whiskers = rows.iter().enumerate().flat_map(|(i, (_, bars))| {
             bars.iter().filter(|b| b.series == s).filter_map(move |b| {
                 let err = b.err?;
@@ -252,22 +234,65 @@ fn bars(
         });
         chart.draw_series(values).map_err(|x| e(x.to_string()))?;
     }
+    finish(&root, &mut chart, SeriesLabelPosition::LowerRight).map_err(e)
+}
+
+type RowChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart of one row per label (drawn left of the plotting area) on `root`, the x
+/// axis from 0 to `x_max` described by `x_desc`.
+fn row_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    x_desc: &str,
+    labels: &[String],
+    x_max: f64,
+) -> Result<RowChart<'a, 'b>, String> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(label_width(labels.iter().map(String::len)))
+        .build_cartesian_2d(0.0..x_max, y_range(labels.len()))
+        .map_err(|x| x.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc(x_desc)
+        .draw()
+        .map_err(|x| x.to_string())?;
+    row_labels(root, &chart, labels)?;
+    Ok(chart)
+}
+
+/// A series' mark in the legend.
+fn legend_mark(x: i32, y: i32, color: RGBAColor) -> Rectangle<(i32, i32)> {
+    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+}
+
+/// The legend at `position`, then the file written.
+fn finish<'a, 'b: 'a>(
+    root: &DrawingArea<SVGBackend<'b>, Shift>,
+    chart: &mut RowChart<'a, 'b>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(position)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()
-        .map_err(|x| e(x.to_string()))?;
-    root.present().map_err(|x| e(x.to_string()))?;
-    Ok(())
+        .map_err(|x| x.to_string())?;
+    root.present().map_err(|x| x.to_string())
 }
 
 /// Row labels left of the plotting area, one per row, top to bottom.
 #[expect(clippy::cast_precision_loss, reason = "row counts are small")]
 fn row_labels(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
-    chart: &ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    chart: &RowChart<'_, '_>,
     labels: &[String],
 ) -> Result<(), String> {
     let n = labels.len();
@@ -306,25 +331,15 @@ fn stacked(path: &Path, scenarios: &[&Scenario]) -> Result<(), PlotError> {
         .fold(0.0f64, f64::max)
         .max(1e-9);
     let labels: Vec<String> = scenarios.iter().map(|s| s.id.clone()).collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Where the round trip goes: mean stage times per scenario (traced probes)",
-            ("sans-serif", 20),
-        )
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(label_width(labels.iter().map(String::len)))
+    let mut chart = row_chart(
+        &root,
+        "Where the round trip goes: mean stage times per scenario (traced probes)",
+        "microseconds (mean round trip, split into stages)",
+        &labels,
         // Room on the right for the legend.
-        .build_cartesian_2d(0.0..max * 1.6, y_range(n))
-        .map_err(|x| e(x.to_string()))?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(0)
-        .x_desc("microseconds (mean round trip, split into stages)")
-        .draw()
-        .map_err(|x| e(x.to_string()))?;
-    row_labels(&root, &chart, &labels).map_err(&e)?;
+        max * 1.6,
+    )
+    .map_err(&e)?;
     for (c, name) in names.iter().enumerate() {
         let color = Palette99::pick(c).mix(0.9);
         let rects = scenarios.iter().enumerate().filter_map(|(i, s)| {
@@ -340,17 +355,9 @@ fn stacked(path: &Path, scenarios: &[&Scenario]) -> Result<(), PlotError> {
             .draw_series(rects)
             .map_err(|x| e(x.to_string()))?
             .label(*name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+            .legend(move |(x, y)| legend_mark(x, y, color));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|x| e(x.to_string()))?;
-    root.present().map_err(|x| e(x.to_string()))?;
-    Ok(())
+    finish(&root, &mut chart, SeriesLabelPosition::UpperRight).map_err(e)
 }
 
 #[cfg(test)]

@@ -444,6 +444,15 @@ pub struct Results {
 }
 
 impl Results {
+    /// The scenarios with a round trip to quote (see [`Scenario::quoted_rtt`]).
+    #[must_use]
+    pub fn with_rtt(&self) -> Vec<&Scenario> {
+        self.scenarios
+            .iter()
+            .filter(|s| s.quoted_rtt().is_some())
+            .collect()
+    }
+
     #[must_use]
     pub fn new(env: Env, config: serde_json::Value) -> Self {
         Self {

@@ -357,6 +357,11 @@ mod raw {
         // SAFETY: every `ValueRequest` is an `_IO` request that takes an integer argument
         // and never dereferences it; `fd` is an open descriptor we own.
         let ret = unsafe { libc::ioctl(fd.as_raw_fd(), code, arg) };
+        ioctl_result(ret, name)
+    }
+
+    /// An ioctl's return value, or the error it set.
+    fn ioctl_result(ret: c_int, name: &'static str) -> Result<c_int, ProbeError> {
         if ret < 0 {
             Err(ProbeError::Ioctl {
                 name,
@@ -379,14 +384,7 @@ mod raw {
     ) -> Result<(), ProbeError> {
         // SAFETY: the caller guarantees `code` takes a `*mut T`; `arg` points to a live `T`.
         let ret = unsafe { libc::ioctl(fd.as_raw_fd(), code, arg) };
-        if ret < 0 {
-            Err(ProbeError::Ioctl {
-                name,
-                source: io::Error::last_os_error(),
-            })
-        } else {
-            Ok(())
-        }
+        ioctl_result(ret, name).map(drop)
     }
 
     /// A descriptor an ioctl just created (VM, vCPU).

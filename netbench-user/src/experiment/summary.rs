@@ -166,11 +166,7 @@ pub fn table(r: &Results) -> String {
 /// comes with its cause), the extremes, and what was degraded or could not run.
 #[must_use]
 pub fn findings(r: &Results) -> Vec<String> {
-    let shown: Vec<&Scenario> = r
-        .scenarios
-        .iter()
-        .filter(|s| s.quoted_rtt().is_some())
-        .collect();
+    let shown = r.with_rtt();
     let mut out = Vec::new();
     for s in &shown {
         if let Some(e) = s.observer_exceeds() {
