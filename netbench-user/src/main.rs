@@ -26,35 +26,7 @@ enum Command {
         kvm_probe_child: bool,
     },
     /// Trace a path netbench builds itself (no Docker) and split round trips into stages.
-    Lab {
-        /// The path to build.
-        #[arg(long, value_parser = ["veth", "bridge", "tap"], default_value = "veth")]
-        path: String,
-        /// Request/response probes to send (1..=1000000).
-        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-        probes: u64,
-        /// Probe message size in bytes (24..=1400).
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(24..=1400))]
-        size: u64,
-        /// Transport of the probes.
-        #[arg(long, value_parser = ["udp", "tcp"], default_value = "udp")]
-        proto: String,
-        /// Directory for results.json.
-        #[arg(long)]
-        out: Option<std::path::PathBuf>,
-        /// CPU stress while the probes run: `none`, or `cpu` (stress-ng on every CPU).
-        #[arg(long, value_parser = ["none", "cpu"], default_value = "none")]
-        stress: String,
-        /// Pairs of traced and untraced blocks (ABBA order) the probes are split into;
-        /// each mode sends `--probes` in all. The untraced blocks give the round trip
-        /// and, against the traced ones, the observer effect.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
-        pairs: u32,
-        /// CPUs of the client and server agents: `split` (CPU 0 and 1), `same` (both on
-        /// CPU 0) or `any` (unpinned; blocks may land on different placements).
-        #[arg(long, value_enum, default_value = "split")]
-        cpus: netbench::lab::run::Placement,
-    },
+    Lab(LabArgs),
     /// Internal: the VMM stand-in of the lab's tap path (relays frames between taps).
     #[command(hide = true)]
     VmmRelay {
@@ -145,6 +117,38 @@ struct RunArgs {
     bandwidth_tracing: String,
 }
 
+/// `netbench lab`'s options.
+#[derive(clap::Args)]
+struct LabArgs {
+    /// The path to build.
+    #[arg(long, value_parser = ["veth", "bridge", "tap"], default_value = "veth")]
+    path: String,
+    /// Request/response probes to send (1..=1000000).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    probes: u64,
+    /// Probe message size in bytes (24..=1400).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(24..=1400))]
+    size: u64,
+    /// Transport of the probes.
+    #[arg(long, value_parser = ["udp", "tcp"], default_value = "udp")]
+    proto: String,
+    /// Directory for results.json.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// CPU stress while the probes run: `none`, or `cpu` (stress-ng on every CPU).
+    #[arg(long, value_parser = ["none", "cpu"], default_value = "none")]
+    stress: String,
+    /// Pairs of traced and untraced blocks (ABBA order) the probes are split into;
+    /// each mode sends `--probes` in all. The untraced blocks give the round trip
+    /// and, against the traced ones, the observer effect.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pairs: u32,
+    /// CPUs of the client and server agents: `split` (CPU 0 and 1), `same` (both on
+    /// CPU 0) or `any` (unpinned; blocks may land on different placements).
+    #[arg(long, value_enum, default_value = "split")]
+    cpus: netbench::lab::run::Placement,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -155,6 +159,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_lab(a: LabArgs) -> anyhow::Result<ExitCode> {
+    let config = netbench::lab::run::LabConfig {
+        path: a.path,
+        probes: a.probes,
+        size: usize::try_from(a.size)?,
+        proto: if a.proto == "tcp" {
+            netbench_common::protocol::Proto::Tcp
+        } else {
+            netbench_common::protocol::Proto::Udp
+        },
+        port: 7301,
+        stress: a.stress,
+        pairs: a.pairs,
+        placement: a.cpus,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(netbench::lab::run::run_lab(&config))?;
+    print!("{}", netbench::lab::run::render_table(&result));
+    if let Some(dir) = a.out {
+        let file = netbench::lab::run::write_results(&dir, &result)?;
+        println!("results: {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -179,39 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Lab {
-            path,
-            probes,
-            size,
-            proto,
-            out,
-            stress,
-            pairs,
-            cpus,
-        } => {
-            let config = netbench::lab::run::LabConfig {
-                path,
-                probes,
-                size: usize::try_from(size)?,
-                proto: if proto == "tcp" {
-                    netbench_common::protocol::Proto::Tcp
-                } else {
-                    netbench_common::protocol::Proto::Udp
-                },
-                port: 7301,
-                stress,
-                pairs,
-                placement: cpus,
-            };
-            let rt = tokio::runtime::Runtime::new()?;
-            let result = rt.block_on(netbench::lab::run::run_lab(&config))?;
-            print!("{}", netbench::lab::run::render_table(&result));
-            if let Some(dir) = out {
-                let file = netbench::lab::run::write_results(&dir, &result)?;
-                println!("results: {}", file.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Lab(args) => run_lab(args),
         Command::VmmRelay {
             sandbox_netns,
             tap,
