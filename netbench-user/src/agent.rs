@@ -9,11 +9,11 @@ use std::{
     time::Duration,
 };
 
+use netbench_common::protocol::{self, AgentCommand, ProbeLine, Proto, RrOpts, ServeOpts};
 use nix::{
     sched::{CloneFlags, CpuSet, sched_setaffinity, setns},
     unistd::Pid,
 };
-use netbench_common::protocol::{self, AgentCommand, ProbeLine, Proto, RrOpts, ServeOpts};
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader},
     process::{Child, Command},

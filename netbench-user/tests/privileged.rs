@@ -108,7 +108,11 @@ async fn rr_across_veth(proto: Proto, port: u16, tag: &str, mode: TcMode) {
             ev.run_id, spec.run_id,
             "only this run's probes are on this port"
         );
-        let expect_proto = if proto == Proto::Udp { PROTO_UDP } else { PROTO_TCP };
+        let expect_proto = if proto == Proto::Udp {
+            PROTO_UDP
+        } else {
+            PROTO_TCP
+        };
         assert_eq!(ev.proto, expect_proto);
         let dir = Direction::try_from(ev.dir).expect("direction");
         by_probe.entry((ev.seq, dir)).or_default().push(*ev);

@@ -19,8 +19,7 @@ use crate::{
     docker::{
         DockerError, Engine,
         container::{self, Attach, Container, ContainerSpec},
-        hooks,
-        labels,
+        hooks, labels,
         network::Network,
     },
     path::TracedPath,
