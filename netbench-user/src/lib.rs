@@ -17,7 +17,7 @@ pub mod netns;
 pub mod observer;
 pub mod path;
 pub mod plot;
-pub mod report;
+pub mod results;
 pub mod runqueue;
 pub mod stages;
 pub mod stats;

@@ -227,8 +227,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => run_experiment(args),
         Command::Report { dir } => {
-            let results = netbench::report::Results::load(&dir)?;
-            print!("{}", netbench::report::render(&results));
+            let results = netbench::results::Results::load(&dir)?;
+            print!("{}", netbench::results::render(&results));
             for plot in netbench::plot::write_all(&results, &dir)? {
                 println!("plot: {}", plot.display());
             }
@@ -291,8 +291,8 @@ fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
         netbench::experiment::run(config, &cancel).await
     })?;
     println!();
-    print!("{}", netbench::experiment::summary::table(&outcome.results));
-    let findings = netbench::experiment::summary::findings(&outcome.results);
+    print!("{}", netbench::results::summary::table(&outcome.results));
+    let findings = netbench::results::summary::findings(&outcome.results);
     if !findings.is_empty() {
         println!("\nfindings:");
         for f in &findings {

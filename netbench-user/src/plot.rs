@@ -16,7 +16,7 @@ use plotters::{
     style::text_anchor::{HPos, Pos, VPos},
 };
 
-use crate::report::{Results, RttSource, Scenario};
+use crate::results::{Results, RttSource, Scenario};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -365,7 +365,7 @@ mod tests {
     use super::*;
     use crate::{
         observer::{ObserverEffect, Ratio},
-        report::{Env, Rtt, Status},
+        results::{Env, Rtt, Status},
         stages::StageResult,
         stats::{RepStats, Summary},
     };

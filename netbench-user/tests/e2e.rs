@@ -22,7 +22,7 @@ use bollard::{
 use netbench::{
     netlink,
     netns::NetnsRef,
-    report::{Results, Status},
+    results::{Results, Status},
 };
 
 fn netbench_bin() -> PathBuf {
@@ -167,7 +167,7 @@ async fn assert_clean(swarm_before: &str, gwbridge_before: bool) {
 /// A runc scenario of the matrix: ok, `reps` repetitions of `probes` probes, at least
 /// 99% matched on every hop, bandwidth measured untraced, stages named per pair, an
 /// untraced round trip and the observer effect beside the traced one.
-fn check_traced_runc_scenario(s: &netbench::report::Scenario, reps: u32, probes: u64) {
+fn check_traced_runc_scenario(s: &netbench::results::Scenario, reps: u32, probes: u64) {
     assert_eq!(s.status, Status::Ok, "{}: {:?}", s.id, s.reason);
     assert_eq!(s.probes_sent, u64::from(reps) * probes, "{}", s.id);
     assert!(

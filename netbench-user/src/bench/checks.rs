@@ -549,7 +549,7 @@ mod tests {
             schema: 1,
             kind: "netbench-bench",
             mode: "short",
-            env: crate::report::Env::default(),
+            env: crate::results::Env::default(),
             config: BenchConfig::short(),
             cost: None,
             throughput: None,

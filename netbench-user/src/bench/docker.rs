@@ -9,7 +9,7 @@ use super::{BenchConfig, progress};
 use crate::{
     experiment::{self, Cancel, ExperimentError, matrix::RunConfig},
     observer::ObserverEffect,
-    report::{Scenario, Status},
+    results::{Scenario, Status},
 };
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -50,7 +50,7 @@ pub use throughput::ThroughputFigures;
 pub use walltime::WallTime;
 
 use crate::{
-    agent::AgentError, lab::LabTopology, netlink::NetlinkError, report::Env, trace::TraceError,
+    agent::AgentError, lab::LabTopology, netlink::NetlinkError, results::Env, trace::TraceError,
 };
 
 /// Agent echo port (UDP+TCP); its bandwidth sink listens on the next port.

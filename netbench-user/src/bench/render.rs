@@ -339,7 +339,7 @@ fn observer(out: &mut String, report: &BenchReport) {
             (Some(e), _) => {
                 let _ = writeln!(out, "  runc bridge/bridge: {}", e.describe());
                 if let Some(s) = &d.scenario {
-                    let p = |r: Option<&crate::report::Rtt>| {
+                    let p = |r: Option<&crate::results::Rtt>| {
                         r.map_or_else(|| "-".to_owned(), |r| format!("{:.1}", r.summary.p50))
                     };
                     let _ = writeln!(

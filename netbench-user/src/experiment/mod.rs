@@ -14,7 +14,6 @@ pub mod progress;
 pub mod runtimes;
 mod scenario;
 mod state;
-pub mod summary;
 
 use std::{
     collections::HashMap,
@@ -34,7 +33,7 @@ use crate::{
         image, labels,
         network::{self, SwarmPlan},
     },
-    report::{Env, ReportError, Results, Status},
+    results::{Env, ReportError, Results, Status, summary},
     trace::TraceError,
 };
 

@@ -23,7 +23,7 @@ use crate::{
         network::Network,
     },
     path::TracedPath,
-    report::{ProbeCounts, Rtt, Scenario, Status, decide_status},
+    results::{ProbeCounts, Rtt, Scenario, Status, decide_status},
     stats::rep_stats,
 };
 

@@ -16,7 +16,7 @@ use crate::{
     netlink::NetlinkError,
     observer::ObserverEffect,
     path::{Merge, TracedPath},
-    report::{Env, ProbeCounts, ReportError, Results, Rtt, Scenario, decide_status},
+    results::{Env, ProbeCounts, ReportError, Results, Rtt, Scenario, decide_status},
     runqueue,
     stages::{
         BRIDGE_STAGES, StageResult, TAP_STAGES, TAP_TRACED_STAGES, TAP_VM_MERGE, VETH_STAGES,
@@ -309,7 +309,7 @@ pub fn to_results(r: &LabResult) -> Results {
 /// The terminal table of stages.
 #[must_use]
 pub fn render_table(r: &LabResult) -> String {
-    crate::report::render(&to_results(r))
+    crate::results::render(&to_results(r))
 }
 
 /// Write the results directory (`results.json`, `summary.csv`) into `dir`.

@@ -6,9 +6,9 @@
 //! from the traced probes. Failed and unsupported scenarios show their reason only.
 use std::fmt::Write as _;
 
+use super::{OBSERVER_LIMIT, Results, RttSource, Scenario, Status};
 use crate::{
     observer::Ratio,
-    report::{OBSERVER_LIMIT, Results, RttSource, Scenario, Status},
     stats::Summary,
     table::{Column, Table},
 };
@@ -314,7 +314,7 @@ mod tests {
     use super::*;
     use crate::{
         observer::ObserverEffect,
-        report::{Env, Rtt},
+        results::{Env, Rtt},
         stages::StageResult,
         stats::RepStats,
     };
