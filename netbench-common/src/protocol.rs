@@ -242,9 +242,7 @@ mod lines {
     pub fn parse_lines(text: &str) -> Result<Vec<Line>, String> {
         text.lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l).map_err(|e| format!("bad agent line {l:?}: {e}"))
-            })
+            .map(|l| serde_json::from_str(l).map_err(|e| format!("bad agent line {l:?}: {e}")))
             .collect()
     }
 
@@ -266,7 +264,11 @@ mod lines {
     ///
     /// # Errors
     /// As [`parse_lines`], or `what` when no line matches.
-    pub fn event<T>(text: &str, what: &str, pick: impl Fn(Event) -> Option<T>) -> Result<T, String> {
+    pub fn event<T>(
+        text: &str,
+        what: &str,
+        pick: impl Fn(Event) -> Option<T>,
+    ) -> Result<T, String> {
         parse_lines(text)?
             .into_iter()
             .find_map(|l| match l {
@@ -299,7 +301,11 @@ mod tests {
         })
         .unwrap();
         assert!((s.gbps - 12.5).abs() < 1e-12);
-        assert!(event(text, "blast", |e| matches!(e, Event::Blast(_)).then_some(())).is_err());
+        assert!(
+            event(text, "blast", |e| matches!(e, Event::Blast(_))
+                .then_some(()))
+            .is_err()
+        );
         assert!(parse_lines("not json").is_err());
         assert!(parse_lines(r#"{"event":"nonsense"}"#).is_err());
     }
