@@ -85,10 +85,7 @@ pub async fn measure(config: &BenchConfig) -> Result<AccuracyFigures, BenchError
     result
 }
 
-async fn compare(
-    config: &BenchConfig,
-    topo: &LabTopology,
-) -> Result<AccuracyFigures, BenchError> {
+async fn compare(config: &BenchConfig, topo: &LabTopology) -> Result<AccuracyFigures, BenchError> {
     let sockperf = sockperf_server(
         &topo.server.netns_ref(),
         server_ip(topo),

@@ -130,7 +130,10 @@ fn accuracy_problems(p: &mut Vec<String>, a: &super::AccuracyFigures) {
             check_reps(p, &format!("{name} rtt p50 us, {at}"), &t.p50_us);
             check_reps(p, &format!("{name} rtt p99 us, {at}"), &t.p99_us);
         }
-        for (name, r) in [("rr p50 ratio", rtt.ratio_p50), ("rr p99 ratio", rtt.ratio_p99)] {
+        for (name, r) in [
+            ("rr p50 ratio", rtt.ratio_p50),
+            ("rr p99 ratio", rtt.ratio_p99),
+        ] {
             check_ratio(p, &format!("{name}, {at}"), r);
         }
     }
@@ -316,7 +319,10 @@ fn rtt_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
     for rtt in rtts {
         for (pct, ratio) in [("p50", rtt.ratio_p50), ("p99", rtt.ratio_p99)] {
             v.push(Verdict::ratio_within(
-                &format!("rr {pct}, agent untraced / sockperf, bridge {}", rtt.placement),
+                &format!(
+                    "rr {pct}, agent untraced / sockperf, bridge {}",
+                    rtt.placement
+                ),
                 ratio,
                 TARGET_RATIO_PCT,
             ));
@@ -439,10 +445,12 @@ fn capacity_problems(p: &mut Vec<String>, c: &super::CapacityFigures) {
             &r.runs,
         )
     });
-    let ladders = c
-        .rings
-        .iter()
-        .map(|r| (format!("capacity, {} MiB ring", r.ring_bytes >> 20), &r.steps));
+    let ladders = c.rings.iter().map(|r| {
+        (
+            format!("capacity, {} MiB ring", r.ring_bytes >> 20),
+            &r.steps,
+        )
+    });
     for (what, steps) in ladders.chain(reps) {
         if steps.is_empty() {
             p.push(format!("{what}: no steps ran"));
@@ -505,7 +513,11 @@ pub fn problems(r: &BenchReport) -> Vec<String> {
     }
     if let Some(t) = &r.throughput {
         for m in &t.modes {
-            check_reps(&mut p, &format!("stream Gbit/s, tracing {}", m.mode), &m.gbps);
+            check_reps(
+                &mut p,
+                &format!("stream Gbit/s, tracing {}", m.mode),
+                &m.gbps,
+            );
             if m.mode != "off" && !m.loss_pct.is_some_and(f64::is_finite) {
                 p.push(format!("throughput loss of {} is not a number", m.mode));
             }

@@ -216,10 +216,17 @@ pub struct RttSample {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Target {
-    AtMost { limit: f64 },
-    AtLeast { limit: f64 },
+    AtMost {
+        limit: f64,
+    },
+    AtLeast {
+        limit: f64,
+    },
     /// Within `pct` percent of `centre`.
-    Within { centre: f64, pct: f64 },
+    Within {
+        centre: f64,
+        pct: f64,
+    },
     /// No target: reported as measured.
     None,
 }
@@ -507,10 +514,17 @@ mod tests {
     fn met_only_when_the_whole_interval_is_inside() {
         let at_most = Target::AtMost { limit: 3.0 };
         // The case that used to print "met": -11.0% +- 23.2.
-        assert_eq!(decide(Some(-11.0), Some(23.2), at_most), Decision::Unresolved);
+        assert_eq!(
+            decide(Some(-11.0), Some(23.2), at_most),
+            Decision::Unresolved
+        );
         assert_eq!(decide(Some(1.0), Some(1.9), at_most), Decision::Met);
         assert_eq!(decide(Some(5.0), Some(1.9), at_most), Decision::NotMet);
-        assert_eq!(decide(Some(1.0), None, at_most), Decision::Unresolved, "no CI");
+        assert_eq!(
+            decide(Some(1.0), None, at_most),
+            Decision::Unresolved,
+            "no CI"
+        );
         assert_eq!(decide(None, Some(1.0), at_most), Decision::NotMeasured);
         assert_eq!(
             decide(Some(f64::NAN), Some(1.0), at_most),

@@ -388,11 +388,7 @@ async fn measure_sections(
     let mut m = Measured::default();
     if wanted("cost") {
         progress("1. per-program cost (rr, stream and blast load, lab bridge path)");
-        m.cost = keep(
-            errors,
-            "cost",
-            cost::measure(config, program_ids).await,
-        );
+        m.cost = keep(errors, "cost", cost::measure(config, program_ids).await);
     }
     if wanted("throughput") {
         progress("2. throughput impact (agent stream, lab bridge path)");
@@ -412,11 +408,7 @@ async fn measure_sections(
     }
     if wanted("accuracy") {
         progress("4. accuracy (sockperf and iperf3, lab bridge path)");
-        m.accuracy = keep(
-            errors,
-            "accuracy",
-            accuracy::measure(config).await,
-        );
+        m.accuracy = keep(errors, "accuracy", accuracy::measure(config).await);
     }
     if wanted("observer") {
         progress("5. observer effect (traced / untraced blocks, lab veth and bridge paths)");

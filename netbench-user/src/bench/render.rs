@@ -318,9 +318,10 @@ fn observer(out: &mut String, report: &BenchReport) {
                 r.untraced_p50_us,
                 r.traced_p99_us,
                 r.untraced_p99_us,
-                r.effect
-                    .as_ref()
-                    .map_or_else(|| "no pair".to_owned(), crate::observer::ObserverEffect::describe),
+                r.effect.as_ref().map_or_else(
+                    || "no pair".to_owned(),
+                    crate::observer::ObserverEffect::describe
+                ),
                 r.events,
                 r.events_lost,
                 r.reader_wakeups,
@@ -408,10 +409,10 @@ fn targets(out: &mut String, report: &BenchReport) {
         let value = v.value.filter(|x| x.is_finite()).map_or_else(
             || "-".to_owned(),
             |x| {
-                let ci = v
-                    .ci95
-                    .filter(|c| c.is_finite())
-                    .map_or_else(|| " (no CI)".to_owned(), |c| format!(" +/- {}", number(c, v.unit)));
+                let ci = v.ci95.filter(|c| c.is_finite()).map_or_else(
+                    || " (no CI)".to_owned(),
+                    |c| format!(" +/- {}", number(c, v.unit)),
+                );
                 format!("{}{ci}", number(x, v.unit))
             },
         );

@@ -79,8 +79,16 @@ async fn on_path(
             "  {path} path, {placement}: {} pairs of {} probes",
             config.observer_pairs, config.observer_probes
         ));
-        match placement_run(config, topo, path, placement, client_cpu, server.pid(), program_ids)
-            .await
+        match placement_run(
+            config,
+            topo,
+            path,
+            placement,
+            client_cpu,
+            server.pid(),
+            program_ids,
+        )
+        .await
         {
             Ok(r) => runs.push(r),
             Err(e) => {
@@ -114,7 +122,8 @@ async fn placement_run(
     {
         let id = run_id(0x1000 + (u32::try_from(i).unwrap_or(0) << 4));
         // As `netbench lab` traces: events at every hook, the server's scheduling.
-        let mut trace = SessionConfig::new(block::mode(traced), vec![ECHO_PORT], topo.hooks.clone());
+        let mut trace =
+            SessionConfig::new(block::mode(traced), vec![ECHO_PORT], topo.hooks.clone());
         trace.expected_events = per_block * (4 * topo.hooks.len() as u64 + 16);
         trace.track_pids = server_pid.into_iter().collect();
         let tracing = super::workload::session(&trace, program_ids)?;

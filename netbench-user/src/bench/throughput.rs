@@ -273,7 +273,10 @@ async fn one_stream(
         }
         _ => None,
     };
-    #[expect(clippy::cast_precision_loss, reason = "ns and byte counts fit f64 well")]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "ns and byte counts fit f64 well"
+    )]
     if let Some(path_ns) = path_ns.filter(|&n| n > 0) {
         if line.bytes > 0 {
             slot.cpu_ns_per_kib
