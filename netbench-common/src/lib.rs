@@ -32,15 +32,18 @@ pub mod names {
     pub const TP_SCHED_FORK: &str = "netbench_sched_fork";
     /// Hash map: thread ids whose scheduling is traced.
     pub const SCHED_TIDS: &str = "NETBENCH_SCHED_TIDS";
-    /// Globals: offsets of `pid` in `sched_wakeup` and of `next_pid` in `sched_switch`
-    /// records (read from tracefs `format` files at load time).
-    pub const GLOBAL_WAKEUP_PID_OFF: &str = "WAKEUP_PID_OFF";
-    pub const GLOBAL_SWITCH_NEXT_PID_OFF: &str = "SWITCH_NEXT_PID_OFF";
-    /// Globals: offsets of `parent_pid` and `child_pid` in `sched_process_fork` records.
-    pub const GLOBAL_FORK_PARENT_PID_OFF: &str = "FORK_PARENT_PID_OFF";
-    pub const GLOBAL_FORK_CHILD_PID_OFF: &str = "FORK_CHILD_PID_OFF";
+    /// Global: offset of `pid` in `struct task_struct` (from the kernel's BTF).
+    pub const GLOBAL_TASK_PID_OFF: &str = "TASK_PID_OFF";
     /// Global (u64): bytes waiting in the ring above which a submit wakes the reader.
     pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
+    /// Global: [`super::SINK_RING`] or [`super::SINK_RECORDER`].
+    pub const GLOBAL_SINK: &str = "SINK";
+    /// Global: recorder slots per CPU.
+    pub const GLOBAL_RECORD_SLOTS: &str = "RECORD_SLOTS";
+    /// Array of `HopEvent`: the recorder's slots, `RECORD_SLOTS` per CPU.
+    pub const RECORD: &str = "NETBENCH_RECORD";
+    /// Per-CPU u32 per region: recorder slots taken.
+    pub const RECORD_NEXT: &str = "NETBENCH_RECORD_NEXT";
     pub const EVENTS: &str = "NETBENCH_EVENTS";
     pub const LOST: &str = "NETBENCH_LOST";
     pub const COUNTERS: &str = "NETBENCH_COUNTERS";
@@ -52,7 +55,20 @@ pub mod names {
     pub const GLOBAL_MODE: &str = "MODE";
 }
 
-/// Emit one ring-buffer event per probe packet and hook.
+/// Events go to the ring buffer (streaming; the reader drains while the programs run).
+pub const SINK_RING: u32 = 0;
+/// Events go to the recorder: per-CPU slots in an array, read after the measurement
+/// (the cheapest path: no lock, no helper beyond the CPU id, nothing to wake).
+pub const SINK_RECORDER: u32 = 1;
+
+/// Recorder regions per CPU: programs that may interrupt each other write apart.
+pub const RECORD_REGIONS: u32 = 2;
+/// Recorder region of the tc programs.
+pub const RECORD_TC: u32 = 0;
+/// Recorder region of the sched tracepoints.
+pub const RECORD_SCHED: u32 = 1;
+
+/// Emit one event per probe packet and hook.
 pub const MODE_EVENTS: u32 = 0;
 /// Only count probe packets per CPU (cheap mode, e.g. while measuring bandwidth).
 pub const MODE_COUNT_ONLY: u32 = 1;

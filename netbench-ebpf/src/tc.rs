@@ -12,7 +12,7 @@ use aya_ebpf::{
 use netbench_common::{EVENT_VERSION, HookKind, HopEvent, MODE_COUNT_ONLY, counter};
 
 use crate::{
-    maps::{COUNTERS, EVENTS, LOST, bump, mode, probe_ports, submit},
+    maps::{COUNTERS, bump, emit, mode, probe_ports},
     parse::{Parsed, parse},
 };
 
@@ -40,30 +40,29 @@ fn observe(ctx: &TcContext, hook: HookKind) {
     if mode() == MODE_COUNT_ONLY {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<HopEvent>(0) else {
-        return bump(&LOST, 0);
-    };
     let skb = ctx.skb.skb;
     // SAFETY: helpers without arguments.
     let (ts_ns, cpu) = unsafe { (bpf_ktime_get_ns(), bpf_get_smp_processor_id()) };
     // SAFETY: skb points at the program's __sk_buff context.
     let (ifindex, pkt_len) = unsafe { ((*skb).ifindex, (*skb).len) };
-    entry.write(HopEvent {
-        version: EVENT_VERSION,
-        proto: probe.proto,
-        _pad0: 0,
-        hook: hook as u32,
-        ifindex,
-        cpu,
-        // Not a device key (on ingress it is the sender's netns): not read, to save a
-        // helper call per event. Devices are told apart by ifindex.
-        netns_cookie: 0,
-        run_id: probe.run_id,
-        dir: probe.dir,
-        seq: probe.seq,
-        ts_ns,
-        pkt_len,
-        tid: 0,
-    });
-    submit(entry);
+    emit(
+        &HopEvent {
+            version: EVENT_VERSION,
+            proto: probe.proto,
+            _pad0: 0,
+            hook: hook as u32,
+            ifindex,
+            cpu,
+            // Not a device key (on ingress it is the sender's netns): not read, to save a
+            // helper call per event. Devices are told apart by ifindex.
+            netns_cookie: 0,
+            run_id: probe.run_id,
+            dir: probe.dir,
+            seq: probe.seq,
+            ts_ns,
+            pkt_len,
+            tid: 0,
+        },
+        netbench_common::RECORD_TC,
+    );
 }

@@ -115,6 +115,10 @@ struct RunArgs {
     /// Tracing while bandwidth is measured: off (detached) or count-only.
     #[arg(long, value_parser = ["off", "count-only"], default_value = "off")]
     bandwidth_tracing: String,
+    /// Trace the server's scheduler events (run-queue split of its stage): `auto` only
+    /// in stressed scenarios (they add to what tracing moves), `on`, `off`.
+    #[arg(long, value_enum, default_value = "auto")]
+    sched: netbench::trace::sched::SchedTracing,
 }
 
 /// `netbench lab`'s options.
@@ -147,6 +151,10 @@ struct LabArgs {
     /// CPU 0) or `any` (unpinned; blocks may land on different placements).
     #[arg(long, value_enum, default_value = "split")]
     cpus: netbench::lab::run::Placement,
+    /// Trace the server's scheduler events (run-queue split of its stage): `auto` only
+    /// with `--stress cpu` (they add to what tracing moves), `on`, `off`.
+    #[arg(long, value_enum, default_value = "auto")]
+    sched: netbench::trace::sched::SchedTracing,
 }
 
 fn main() -> ExitCode {
@@ -175,6 +183,7 @@ fn run_lab(a: LabArgs) -> anyhow::Result<ExitCode> {
         stress: a.stress,
         pairs: a.pairs,
         placement: a.cpus,
+        sched: a.sched,
     };
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(netbench::lab::run::run_lab(&config))?;
@@ -278,6 +287,7 @@ fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.macvlan_parent,
         args.stress_cpus,
         &args.bandwidth_tracing,
+        args.sched,
     )
     .map_err(anyhow::Error::msg)?;
     anyhow::ensure!(

@@ -25,7 +25,7 @@ async fn device_id(ns: &NetnsRef, ifname: &str) -> u32 {
 }
 
 #[expect(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
-async fn rr_across_veth(proto: Proto, port: u16, tag: &str, mode: TcMode) {
+async fn rr_across_veth(proto: Proto, port: u16, tag: &str, mode: TcMode, streaming: bool) {
     let Some(_root) = common::require_root() else {
         return;
     };
@@ -46,6 +46,8 @@ async fn rr_across_veth(proto: Proto, port: u16, tag: &str, mode: TcMode) {
     let mut config = SessionConfig::new(TraceMode::Events, vec![port], topo.hooks.clone());
     config.tc_mode = mode;
     config.expected_events = count * 4;
+    // Through the ring buffer (drained while probes run) or the recorder (read after).
+    config.streaming = streaming;
     let session = Session::start(&config).expect("trace session");
     let spec = RrSpec {
         server: topo.server.ip.into(),
@@ -91,8 +93,9 @@ async fn rr_across_veth(proto: Proto, port: u16, tag: &str, mode: TcMode) {
         "ring buffer never full at this rate"
     );
     assert_eq!(stats.dropped + stats.malformed, 0);
-    // No wake-up per event: the reader ran on its timer only (a forced wake-up would
-    // mean the ring passed its watermark, which a ring sized for the run never does).
+    // No wake-up per event: streaming, the reader ran on its timer only (a forced
+    // wake-up would mean the ring passed its watermark, which a ring sized for the run
+    // never does); recording, there is no reader at all.
     assert_eq!(stats.forced_wakeups, 0, "{stats:?}");
     assert!(
         stats.wakeups() * 20 < events.len() as u64,
@@ -178,17 +181,17 @@ async fn rr_across_veth(proto: Proto, port: u16, tag: &str, mode: TcMode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_rr_across_veth_is_traced_at_both_ends() {
-    rr_across_veth(Proto::Udp, 7311, "vu", TcMode::Auto).await;
+    rr_across_veth(Proto::Udp, 7311, "vu", TcMode::Auto, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_rr_across_veth_is_traced_at_both_ends() {
-    rr_across_veth(Proto::Tcp, 7321, "vt", TcMode::Auto).await;
+    rr_across_veth(Proto::Tcp, 7321, "vt", TcMode::Auto, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netlink_attach_traces_and_leaves_no_qdisc() {
-    rr_across_veth(Proto::Udp, 7331, "vn", TcMode::Netlink).await;
+    rr_across_veth(Proto::Udp, 7331, "vn", TcMode::Netlink, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,6 +297,7 @@ async fn lab_path_traced_and_untraced(path: &str, port: u16, stages: &[&str]) {
         stress: "none".into(),
         pairs: 2,
         placement: netbench::lab::run::Placement::Split,
+        sched: netbench::trace::sched::SchedTracing::On,
     };
     let r = netbench::lab::run::run_lab(&config).await.expect("lab run");
     eprint!("{}", netbench::lab::run::render_table(&r));
@@ -305,7 +309,22 @@ async fn lab_path_traced_and_untraced(path: &str, port: u16, stages: &[&str]) {
     );
     let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, stages);
-    assert_eq!(r.events_lost, 0, "a ring sized for the run loses nothing");
+    assert_eq!(
+        r.events_lost, 0,
+        "a recorder sized for the run loses nothing"
+    );
+    // Scheduler tracing on: the server stage is split by its threads' events, and
+    // every matched probe falls in one of the three cases.
+    let rq = r.runqueue.expect("run-queue split with --sched on");
+    assert_eq!(
+        rq.probes_woken + rq.probes_runnable + rq.probes_running,
+        r.correlation.probes_matched
+    );
+    assert!(
+        r.breakdown.iter().any(|b| b.name == "runqueue-wait"),
+        "{:?}",
+        r.breakdown
+    );
     // Half the probes went untraced, in blocks paired with the traced ones.
     let untraced = r.rtt_untraced_us.expect("untraced round trips");
     assert!(

@@ -118,6 +118,7 @@ async fn a_burst_larger_than_the_ring_reports_its_loss() {
     // 2000 probes x 4 events x 64 B = 512 KiB into a 64 KiB ring whose reader is held
     // back until the end: most events cannot be reserved.
     let (probes, outcome, _topo) = probes_through("sl", 7431, Proto::Udp, 2000, |c, _| {
+        c.streaming = true;
         c.ring_bytes = Some(1 << 16);
         c.hold_reader = true;
     })
@@ -175,5 +176,36 @@ async fn threads_a_server_creates_are_traced_from_the_kernel() {
         sched.len() as u64 >= answered(&probes),
         "the serving thread is woken at least once per probe: {} events",
         sched.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_larger_than_the_recorder_reports_its_loss() {
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    // 2000 probes x 4 events into the recorder's smallest size (1024 slots per CPU for
+    // tc events): what does not fit is counted, never overwritten.
+    let (probes, outcome, _topo) = probes_through("sr", 7451, Proto::Udp, 2000, |c, _| {
+        c.expected_events = 1;
+    })
+    .await;
+    let n = answered(&probes);
+    assert!(n * 100 >= 2000 * 99, "answered {n} of 2000");
+    assert_eq!(outcome.record_slots, 1024);
+    let cpus = u64::from(netbench::trace::possible_cpus());
+    assert!(outcome.delivered <= 1024 * cpus, "{}", outcome.delivered);
+    assert!(outcome.counters.events_lost > 0, "{:?}", outcome.counters);
+    assert_eq!(
+        outcome.delivered + outcome.events_lost(),
+        outcome.counters.probes_seen,
+        "delivered + lost = seen"
+    );
+    // Recorded events are whole: each is one of this run's probes at a traced device.
+    assert!(
+        outcome
+            .events
+            .iter()
+            .all(|e| e.run_id == (0x5e55_0000 | u32::from(7451_u16)))
     );
 }

@@ -207,6 +207,7 @@ async fn one_step(
     let target = std::net::SocketAddr::new(server_ip(topo).into(), BLAST_PORT);
     let mut trace = SessionConfig::new(TraceMode::Events, vec![BLAST_PORT], topo.hooks.clone());
     trace.ring_bytes = Some(ring_bytes);
+    trace.streaming = true;
     trace.keep_events = false;
     let tracing = session(&trace, program_ids)?;
     let spec = BlastSpec {
@@ -274,6 +275,7 @@ async fn drain(
     ));
     let mut trace = SessionConfig::new(TraceMode::Events, vec![BLAST_PORT], topo.hooks.clone());
     trace.ring_bytes = Some(ring_bytes);
+    trace.streaming = true;
     trace.keep_events = false;
     trace.hold_reader = true;
     // Past the watermark the ring has signalled the (held) reader, so it runs at once

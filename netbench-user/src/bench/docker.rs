@@ -52,6 +52,7 @@ pub async fn measure(config: &BenchConfig) -> DockerEffect {
         None,
         0,
         "off",
+        crate::trace::sched::SchedTracing::Auto,
     );
     let result = match cfg {
         Ok(cfg) => experiment::run(&cfg, &Cancel::new()).await,

@@ -125,7 +125,11 @@ async fn placement_run(
         let mut trace =
             SessionConfig::new(block::mode(traced), vec![ECHO_PORT], topo.hooks.clone());
         trace.expected_events = per_block * (4 * topo.hooks.len() as u64 + 16);
-        trace.track_pids = server_pid.into_iter().collect();
+        // As `netbench lab` traces by default: an idle path without the sched programs
+        // (see `SchedTracing`).
+        if crate::trace::sched::SchedTracing::default().wanted(false) {
+            trace.track_pids = server_pid.into_iter().collect();
+        }
         let tracing = super::workload::session(&trace, program_ids)?;
         let probes = super::workload::rr(&client, echo_of(topo), per_block, id, client_cpu).await;
         let outcome = tracing.finish().await?;

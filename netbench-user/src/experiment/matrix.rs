@@ -136,6 +136,8 @@ pub struct RunConfig {
     /// stress-ng `--cpu` workers; 0 = one per CPU.
     pub stress_cpus: u32,
     pub bandwidth_tracing: BandwidthTracing,
+    /// When the server's scheduler events are traced.
+    pub sched: crate::trace::sched::SchedTracing,
 }
 
 impl RunConfig {
@@ -156,6 +158,7 @@ impl RunConfig {
         macvlan_parent: Option<String>,
         stress_cpus: u32,
         bandwidth_tracing: &str,
+        sched: crate::trace::sched::SchedTracing,
     ) -> Result<Self, String> {
         let runtimes = parse_list("--runtimes", runtimes, |s| {
             if s.chars()
@@ -195,6 +198,7 @@ impl RunConfig {
             macvlan_parent,
             stress_cpus,
             bandwidth_tracing: BandwidthTracing::parse(bandwidth_tracing)?,
+            sched,
         })
     }
 
@@ -290,6 +294,7 @@ mod tests {
             None,
             0,
             "off",
+            crate::trace::sched::SchedTracing::Auto,
         )
     }
 

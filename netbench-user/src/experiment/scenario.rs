@@ -335,7 +335,7 @@ async fn repetition(
             &pair.plan,
             cfg,
             probe_run_id(&state.run, index, rep),
-            Some(pair.server.pid),
+            Some(pair.server.pid).filter(|_| cfg.sched.wanted(spec.stress == Stress::Cpu)),
             rep.is_multiple_of(2),
         )
         .await;

@@ -23,7 +23,7 @@ use crate::{
     },
     stats::Summary,
     stress::CpuStress,
-    trace::{Session, SessionConfig, TraceError, tc::ifindex_of},
+    trace::{Session, SessionConfig, TraceError, sched::SchedTracing, tc::ifindex_of},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,9 @@ pub struct LabConfig {
     /// Where the client and server agents run.
     #[serde(default)]
     pub placement: Placement,
+    /// When the server's scheduler events are traced (its run-queue split).
+    #[serde(default)]
+    pub sched: SchedTracing,
 }
 
 /// CPU placement of the lab's client and server agents. A round trip between two
@@ -209,7 +212,9 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
             SessionConfig::new(block::mode(traced), vec![config.port], topo.hooks.clone());
         // Request and reply at every device, and a few scheduler events per probe.
         session.expected_events = per_block * (4 * topo.hooks.len() as u64 + 16);
-        session.track_pids = server.pid().into_iter().collect();
+        if config.sched.wanted(config.stress == "cpu") {
+            session.track_pids = server.pid().into_iter().collect();
+        }
         let block = async {
             let session = Session::start(&session)?;
             let probes = run_rr(&topo.client.netns_ref(), &spec).await;

@@ -10,11 +10,15 @@ pub mod tc;
 
 use std::path::PathBuf;
 
-use aya::{Ebpf, EbpfLoader, maps::PerCpuArray};
-use netbench_common::{MODE_COUNT_ONLY, MODE_EVENTS, counter, names};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, PerCpuArray},
+};
+use netbench_common::{HopEvent, MODE_COUNT_ONLY, MODE_EVENTS, counter, names};
 
 pub use reader::{EventReader, ReaderStats};
 pub use session::{ProgramStats, Session, SessionConfig, SessionOutcome};
+
 pub use tc::{Attachment, HookDevice, TcMode};
 
 /// The eBPF object built by `build.rs` with the pinned nightly and bpf-linker.
@@ -64,6 +68,8 @@ pub enum TraceError {
     Io(#[from] std::io::Error),
     #[error("trace session task: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("kernel BTF (/sys/kernel/btf/vmlinux): {0}")]
+    Btf(#[source] Box<aya::BtfError>),
 }
 
 /// What the tc programs do with a probe packet.
@@ -101,6 +107,40 @@ pub struct TraceConfig {
     /// Bytes waiting in the ring above which a submit wakes the reader; below it no
     /// submit wakes anyone. `None`: half the ring.
     pub wakeup_bytes: Option<u64>,
+    /// Where events go.
+    pub sink: EventSink,
+}
+
+/// Where the programs put their events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventSink {
+    /// The ring buffer, drained while the programs run (long or unbounded runs).
+    Ring,
+    /// The recorder: `slots_per_cpu` event slots per CPU in an array, read after the
+    /// measurement. The cheapest path (no lock, no reserve/submit helpers, nothing to
+    /// wake); a CPU whose slots are used up counts further events as lost.
+    Recorder { slots_per_cpu: u32 },
+}
+
+impl EventSink {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ring => "ring",
+            Self::Recorder { .. } => "recorder",
+        }
+    }
+}
+
+/// Possible CPU ids (what `bpf_get_smp_processor_id` can return) are below this.
+#[must_use]
+pub fn possible_cpus() -> u32 {
+    aya::util::nr_cpus()
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1)
+        .max(1)
 }
 
 impl Default for TraceConfig {
@@ -110,6 +150,7 @@ impl Default for TraceConfig {
             mode: TraceMode::Events,
             ring_bytes: 1 << 22,
             wakeup_bytes: None,
+            sink: EventSink::Ring,
         }
     }
 }
@@ -137,32 +178,36 @@ impl Tracer {
         let wakeup_bytes = config
             .wakeup_bytes
             .unwrap_or(u64::from(config.ring_bytes) / 2);
-        // Record layouts of the sched tracepoints; the defaults match Linux 6.x.
-        let tracefs = tracefs_path();
-        let offset = |event, field, default| {
-            tracefs
-                .as_deref()
-                .and_then(|t| sched::format_offset(t, "sched", event, field))
-                .unwrap_or(default)
+        let (sink, record_slots) = match config.sink {
+            EventSink::Ring => (netbench_common::SINK_RING, 1u32),
+            EventSink::Recorder { slots_per_cpu } => {
+                (netbench_common::SINK_RECORDER, slots_per_cpu.max(1))
+            }
         };
-        let wakeup_pid_off: u32 = offset("sched_wakeup", "pid", 24);
-        let switch_next_pid_off: u32 = offset("sched_switch", "next_pid", 56);
-        let fork_parent_off: u32 = offset("sched_process_fork", "parent_pid", 12);
-        let fork_child_off: u32 = offset("sched_process_fork", "child_pid", 20);
+        // The ring stays as small as the kernel allows when the recorder takes the events.
+        let ring_bytes = if sink == netbench_common::SINK_RECORDER {
+            4096
+        } else {
+            config.ring_bytes
+        };
+        // 0 when the kernel has no BTF: the sched programs then cannot load, and a
+        // session that tracks processes says so.
+        let task_pid_off = sched::task_pid_offset().unwrap_or(0);
         let mut ebpf = EbpfLoader::new()
-            .override_global(names::GLOBAL_WAKEUP_PID_OFF, &wakeup_pid_off, true)
-            .override_global(
-                names::GLOBAL_SWITCH_NEXT_PID_OFF,
-                &switch_next_pid_off,
-                true,
-            )
-            .override_global(names::GLOBAL_FORK_PARENT_PID_OFF, &fork_parent_off, true)
-            .override_global(names::GLOBAL_FORK_CHILD_PID_OFF, &fork_child_off, true)
+            .override_global(names::GLOBAL_TASK_PID_OFF, &task_pid_off, true)
             .override_global(names::GLOBAL_WAKEUP_BYTES, &wakeup_bytes, true)
+            .override_global(names::GLOBAL_SINK, &sink, true)
+            .override_global(names::GLOBAL_RECORD_SLOTS, &record_slots, true)
+            .map_max_entries(
+                names::RECORD,
+                record_slots
+                    .saturating_mul(possible_cpus())
+                    .saturating_mul(netbench_common::RECORD_REGIONS),
+            )
             .override_global(names::GLOBAL_PROBE_PORT, &port, true)
             .override_global(names::GLOBAL_PROBE_PORT2, &port2, true)
             .override_global(names::GLOBAL_MODE, &mode, true)
-            .map_max_entries(names::EVENTS, config.ring_bytes)
+            .map_max_entries(names::EVENTS, ring_bytes)
             .load(EBPF_OBJECT)
             .map_err(|e| TraceError::Load(Box::new(e)))?;
         for name in [names::TC_INGRESS, names::TC_EGRESS] {
@@ -231,6 +276,41 @@ impl Tracer {
             .take_map(names::EVENTS)
             .ok_or(TraceError::Missing(names::EVENTS))?;
         EventReader::new(map)
+    }
+
+    /// The recorder's events, CPU by CPU in slot order (read after the programs are
+    /// detached; one lookup per event).
+    ///
+    /// # Errors
+    /// When the maps cannot be read.
+    pub fn read_recorder(&self, slots_per_cpu: u32) -> Result<Vec<HopEvent>, TraceError> {
+        let map_err = |name: &'static str| {
+            move |source| TraceError::Map {
+                name,
+                source: Box::new(source),
+            }
+        };
+        let next = self
+            .ebpf
+            .map(names::RECORD_NEXT)
+            .ok_or(TraceError::Missing(names::RECORD_NEXT))?;
+        let next = PerCpuArray::<_, u32>::try_from(next).map_err(map_err(names::RECORD_NEXT))?;
+        let record = self
+            .ebpf
+            .map(names::RECORD)
+            .ok_or(TraceError::Missing(names::RECORD))?;
+        let record = Array::<_, HopEvent>::try_from(record).map_err(map_err(names::RECORD))?;
+        let mut out = Vec::new();
+        for region in 0..netbench_common::RECORD_REGIONS {
+            let taken = next.get(&region, 0).map_err(map_err(names::RECORD_NEXT))?;
+            for (cpu, &n) in (0u32..).zip(taken.iter()) {
+                let base = (cpu * netbench_common::RECORD_REGIONS + region) * slots_per_cpu;
+                for i in 0..n.min(slots_per_cpu) {
+                    out.push(record.get(&(base + i), 0).map_err(map_err(names::RECORD))?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Ring-buffer reserve failures, summed over CPUs.

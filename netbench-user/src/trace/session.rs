@@ -22,8 +22,8 @@ use tokio::{
 };
 
 use super::{
-    EventReader, HookDevice, KernelCounters, ReaderStats, TcMode, TraceConfig, TraceError,
-    TraceMode, Tracer,
+    EventReader, EventSink, HookDevice, KernelCounters, ReaderStats, TcMode, TraceConfig,
+    TraceError, TraceMode, Tracer,
 };
 
 /// Bytes one event takes in the ring: the record plus the ring's 8-byte header.
@@ -34,6 +34,20 @@ const MAX_RING: u64 = 1 << 30;
 /// The reader's timer: rare enough that a probe burst (tens of ms) rarely sees it, often
 /// enough that a long run drains before the watermark.
 pub const DEFAULT_DRAIN_EVERY: Duration = Duration::from_millis(500);
+
+/// Most memory the recorder takes (all CPUs).
+const MAX_RECORDER_BYTES: u64 = 256 << 20;
+
+/// Recorder slots per CPU for `expected` events on `cpus` possible CPUs: room for all
+/// of them on any one CPU (a block's events may all land on one), at least 1024, and
+/// at most [`MAX_RECORDER_BYTES`] in all.
+#[must_use]
+pub fn recorder_slots_for(expected: u64, cpus: u32) -> u32 {
+    let regions = u64::from(netbench_common::RECORD_REGIONS);
+    let per_cpu_cap =
+        MAX_RECORDER_BYTES / (size_of::<HopEvent>() as u64 * regions * u64::from(cpus.max(1)));
+    u32::try_from(expected.max(1024).min(per_cpu_cap)).unwrap_or(u32::MAX)
+}
 
 /// Ring size for `expected` events: twice what they take (so the fill watermark at half
 /// the ring is not reached), as a power of two within 1 MiB .. 1 GiB.
@@ -66,7 +80,11 @@ pub struct SessionConfig {
     pub track_pids: Vec<u32>,
     /// Keep the events (otherwise they are only counted, e.g. for capacity runs).
     pub keep_events: bool,
-    /// Start with the reader held back: events stay in the ring until
+    /// Stream events through the ring buffer while the programs run (long or unbounded
+    /// runs, the capacity benchmark) instead of recording them in per-CPU slots that are
+    /// read at the end (the default: cheapest in the measured path, nothing to drain).
+    pub streaming: bool,
+    /// Streaming: start with the reader held back: events stay in the ring until
     /// [`Session::resume_reader`] (or the end).
     pub hold_reader: bool,
     pub drain_every: Duration,
@@ -86,6 +104,7 @@ impl SessionConfig {
             wakeup_bytes: None,
             track_pids: Vec::new(),
             keep_events: true,
+            streaming: false,
             hold_reader: false,
             drain_every: DEFAULT_DRAIN_EVERY,
         }
@@ -116,6 +135,8 @@ pub struct SessionOutcome {
     pub counters: KernelCounters,
     pub reader: ReaderStats,
     pub ring_bytes: u32,
+    /// Recorder slots per CPU (0 when streaming).
+    pub record_slots: u32,
     /// Threads whose scheduler events were traced, at the end.
     pub tracked_threads: usize,
 }
@@ -149,6 +170,9 @@ struct Live {
     delivered: Arc<AtomicU64>,
     drain_every: Duration,
     ring_bytes: u32,
+    /// Recording instead of streaming: slots per CPU.
+    record_slots: Option<u32>,
+    keep_events: bool,
 }
 
 /// A running trace session. Mode off holds nothing: its outcome is empty, so callers
@@ -167,12 +191,22 @@ impl Session {
         if config.mode == TraceMode::Off {
             return Ok(Self { live: None });
         }
-        let ring_bytes = config.ring_bytes();
+        let record_slots = (!config.streaming)
+            .then(|| recorder_slots_for(config.expected_events, super::possible_cpus()));
+        let ring_bytes = if record_slots.is_some() {
+            0
+        } else {
+            config.ring_bytes()
+        };
         let mut tracer = Tracer::load(&TraceConfig {
             ports: config.ports.clone(),
             mode: config.mode,
-            ring_bytes,
+            ring_bytes: ring_bytes.max(4096),
             wakeup_bytes: config.wakeup_bytes,
+            sink: match record_slots {
+                Some(slots_per_cpu) => EventSink::Recorder { slots_per_cpu },
+                None => EventSink::Ring,
+            },
         })?;
         for device in &config.devices {
             tracer.attach(device, config.tc_mode)?;
@@ -205,8 +239,11 @@ impl Session {
             delivered,
             drain_every: config.drain_every,
             ring_bytes,
+            record_slots,
+            keep_events: config.keep_events,
         };
-        if !config.hold_reader {
+        // Recording: nothing to drain while the programs run, so no reader runs at all.
+        if !config.hold_reader && record_slots.is_none() {
             live.resume_reader();
         }
         Ok(Self { live: Some(live) })
@@ -295,6 +332,22 @@ impl Session {
         let tracked_threads = live.tracer.tracked_threads().len();
         live.tracer.detach_all()?;
         let counters = live.tracer.counters()?;
+        if let Some(slots) = live.record_slots {
+            let events = live.tracer.read_recorder(slots)?;
+            let n = events.len() as u64;
+            return Ok(SessionOutcome {
+                delivered: n,
+                events: if live.keep_events { events } else { Vec::new() },
+                counters,
+                reader: ReaderStats {
+                    decoded: n,
+                    ..ReaderStats::default()
+                },
+                ring_bytes: 0,
+                record_slots: slots,
+                tracked_threads,
+            });
+        }
         live.resume_reader();
         if let Some(stop) = live.stop.take() {
             let _ = stop.send(());
@@ -310,6 +363,7 @@ impl Session {
             counters,
             reader,
             ring_bytes: live.ring_bytes,
+            record_slots: 0,
             tracked_threads,
         })
     }
@@ -342,6 +396,14 @@ impl Drop for Live {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorder_has_room_for_every_expected_event_on_one_cpu() {
+        assert_eq!(recorder_slots_for(0, 2), 1024);
+        assert_eq!(recorder_slots_for(50_000, 2), 50_000);
+        // 256 MiB over 64 CPUs x 2 regions of 56-byte events.
+        assert_eq!(recorder_slots_for(u64::MAX, 64), 37_449);
+    }
 
     #[test]
     fn ring_fits_twice_the_expected_events() {
