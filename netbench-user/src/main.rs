@@ -113,8 +113,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
     stress_cpus: u32,
     /// Tracing while bandwidth is measured: off (detached) or count-only.
-    #[arg(long, value_parser = ["off", "count-only"], default_value = "off")]
-    bandwidth_tracing: String,
+    #[arg(long, value_enum, default_value = "off")]
+    bandwidth_tracing: netbench::experiment::matrix::BandwidthTracing,
     /// Trace the server's scheduler events (run-queue split of its stage): `auto` only
     /// in stressed scenarios (they add to what tracing moves), `on`, `off`.
     #[arg(long, value_enum, default_value = "auto")]
@@ -125,8 +125,8 @@ struct RunArgs {
 #[derive(clap::Args)]
 struct LabArgs {
     /// The path to build.
-    #[arg(long, value_parser = ["veth", "bridge", "tap"], default_value = "veth")]
-    path: String,
+    #[arg(long, value_enum, default_value = "veth")]
+    path: netbench::lab::LabPath,
     /// Request/response probes to send (1..=1000000).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     probes: u64,
@@ -140,8 +140,8 @@ struct LabArgs {
     #[arg(long)]
     out: Option<std::path::PathBuf>,
     /// CPU stress while the probes run: `none`, or `cpu` (stress-ng on every CPU).
-    #[arg(long, value_parser = ["none", "cpu"], default_value = "none")]
-    stress: String,
+    #[arg(long, value_enum, default_value = "none")]
+    stress: netbench::stress::Stress,
     /// Pairs of traced and untraced blocks (ABBA order) the probes are split into;
     /// each mode sends `--probes` in all. The untraced blocks give the round trip
     /// and, against the traced ones, the observer effect.
@@ -286,7 +286,7 @@ fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.allow_swarm_init,
         args.macvlan_parent,
         args.stress_cpus,
-        &args.bandwidth_tracing,
+        args.bandwidth_tracing,
         args.sched,
     )
     .map_err(anyhow::Error::msg)?;

@@ -11,6 +11,36 @@ use nix::{
 };
 use tokio::process::{Child, Command};
 
+/// CPU stress during a measurement (lab) or on the server container (run).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Stress {
+    #[default]
+    None,
+    Cpu,
+}
+
+impl Stress {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Cpu => "cpu",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StressError {
     #[error("starting stress-ng (install it with `cargo xtask setup`): {0}")]

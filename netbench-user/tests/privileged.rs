@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use netbench::{
     agent::{AgentServer, RrSpec, run_rr},
-    lab::LabTopology,
+    lab::{LabPath, LabTopology},
     netlink,
     netns::NetnsRef,
     trace::{Session, SessionConfig, TcMode, TraceConfig, TraceMode, Tracer},
@@ -250,7 +250,7 @@ async fn same_ifindex_in_two_namespaces_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_veth_path_traced_and_untraced() {
     lab_path_traced_and_untraced(
-        "veth",
+        LabPath::Veth,
         7361,
         &[
             "client-tx-stack",
@@ -266,7 +266,7 @@ async fn lab_veth_path_traced_and_untraced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_bridge_path_traced_and_untraced() {
     lab_path_traced_and_untraced(
-        "bridge",
+        LabPath::Bridge,
         7371,
         &[
             "client-tx-stack",
@@ -283,18 +283,18 @@ async fn lab_bridge_path_traced_and_untraced() {
     .await;
 }
 
-async fn lab_path_traced_and_untraced(path: &str, port: u16, stages: &[&str]) {
+async fn lab_path_traced_and_untraced(path: LabPath, port: u16, stages: &[&str]) {
     let Some(_root) = common::require_root() else {
         return;
     };
     let before = netbench::netns::list_owned();
     let config = netbench::lab::run::LabConfig {
-        path: path.into(),
+        path,
         probes: 2000,
         size: 64,
         proto: Proto::Udp,
         port,
-        stress: "none".into(),
+        stress: netbench::stress::Stress::None,
         pairs: 2,
         placement: netbench::lab::run::Placement::Split,
         sched: netbench::trace::sched::SchedTracing::On,
@@ -352,7 +352,7 @@ async fn lab_path_traced_and_untraced(path: &str, port: u16, stages: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_tap_path_traced_and_untraced() {
-    lab_path_traced_and_untraced("tap", 7381, netbench::stages::TAP_STAGES).await;
+    lab_path_traced_and_untraced(LabPath::Tap, 7381, netbench::stages::TAP_STAGES).await;
 }
 
 /// Tracing the Kata-style path never steals packets from its mirred redirects, and

@@ -51,7 +51,7 @@ pub async fn measure(config: &BenchConfig) -> DockerEffect {
         false,
         None,
         0,
-        "off",
+        crate::experiment::matrix::BandwidthTracing::Off,
         crate::trace::sched::SchedTracing::Auto,
     );
     let result = match cfg {

@@ -1,4 +1,6 @@
 //! Whether each scenario of the matrix can run here, decided before anything is created.
+use std::collections::BTreeMap;
+
 use super::{
     matrix::{Driver, ScenarioSpec, Stress},
     runtimes::{self, Resolved, RuntimeFacts},
@@ -18,7 +20,7 @@ pub(super) fn decide_all(
     engine: &Engine,
     swarm: &SwarmPlan,
     have_stress_ng: bool,
-) -> (Vec<Decision>, serde_json::Map<String, serde_json::Value>) {
+) -> (Vec<Decision>, BTreeMap<String, Option<String>>) {
     let (dev_kvm, dev_vhost_net) = RuntimeFacts::host_devices();
     let facts = RuntimeFacts {
         registered: &engine.runtimes,
@@ -26,7 +28,7 @@ pub(super) fn decide_all(
         dev_kvm,
         dev_vhost_net,
     };
-    let mut resolved = serde_json::Map::new();
+    let mut resolved = BTreeMap::new();
     let decisions = specs
         .iter()
         .map(|spec| {
@@ -34,8 +36,8 @@ pub(super) fn decide_all(
             resolved.insert(
                 spec.runtime.clone(),
                 match &runtime {
-                    Resolved::Available(n) => serde_json::Value::String(n.clone()),
-                    Resolved::Missing(_) => serde_json::Value::Null,
+                    Resolved::Available(n) => Some(n.clone()),
+                    Resolved::Missing(_) => None,
                 },
             );
             decide(spec, runtime, swarm, have_stress_ng)

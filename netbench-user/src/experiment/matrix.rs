@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// A driver pair of the study, named by its client side: `bridge` = (bridge, bridge),
 /// `host` = (host, bridge), `macvlan` = (macvlan, macvlan), `overlay` = (overlay, overlay).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     Bridge,
@@ -44,45 +44,12 @@ impl Driver {
     pub fn network(self) -> &'static str {
         self.pair().1
     }
-
-    fn parse(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|d| d.name() == s)
-            .ok_or_else(|| {
-                format!("unknown driver '{s}' (expected bridge, host, macvlan, overlay)")
-            })
-    }
 }
 
-/// CPU stress on the server container during a repetition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stress {
-    None,
-    Cpu,
-}
-
-impl Stress {
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Cpu => "cpu",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "none" => Ok(Self::None),
-            "cpu" => Ok(Self::Cpu),
-            other => Err(format!("unknown stress '{other}' (expected none, cpu)")),
-        }
-    }
-}
+pub use crate::stress::Stress;
 
 /// How tracing runs while bandwidth is measured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BandwidthTracing {
     /// Programs detached: the bandwidth figure is the untraced datapath's.
@@ -97,20 +64,6 @@ impl BandwidthTracing {
         match self {
             Self::Off => "off",
             Self::CountOnly => "count-only",
-        }
-    }
-
-    /// Parse `off` or `count-only`.
-    ///
-    /// # Errors
-    /// On anything else.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "off" => Ok(Self::Off),
-            "count-only" => Ok(Self::CountOnly),
-            other => Err(format!(
-                "--bandwidth-tracing: unknown mode '{other}' (expected off, count-only)"
-            )),
         }
     }
 }
@@ -157,7 +110,7 @@ impl RunConfig {
         allow_swarm_init: bool,
         macvlan_parent: Option<String>,
         stress_cpus: u32,
-        bandwidth_tracing: &str,
+        bandwidth_tracing: BandwidthTracing,
         sched: crate::trace::sched::SchedTracing,
     ) -> Result<Self, String> {
         let runtimes = parse_list("--runtimes", runtimes, |s| {
@@ -170,8 +123,8 @@ impl RunConfig {
                 Err(format!("invalid runtime name '{s}'"))
             }
         })?;
-        let drivers = parse_list("--drivers", drivers, Driver::parse)?;
-        let stress = parse_list("--stress", stress, Stress::parse)?;
+        let drivers = parse_list("--drivers", drivers, |s| value_of::<Driver>("driver", s))?;
+        let stress = parse_list("--stress", stress, |s| value_of::<Stress>("stress", s))?;
         if let Some(p) = &macvlan_parent
             && (p.is_empty() || p.len() > 15 || p.contains(['/', ' ']))
         {
@@ -197,7 +150,7 @@ impl RunConfig {
             allow_swarm_init,
             macvlan_parent,
             stress_cpus,
-            bandwidth_tracing: BandwidthTracing::parse(bandwidth_tracing)?,
+            bandwidth_tracing,
             sched,
         })
     }
@@ -207,6 +160,21 @@ impl RunConfig {
     pub fn max_reps(&self) -> u64 {
         (self.runtimes.len() * self.drivers.len() * self.stress.len()) as u64 * u64::from(self.reps)
     }
+}
+
+/// One value of a clap `ValueEnum` (the one definition of its names) by its name; the
+/// error names `what` and lists the names.
+///
+/// # Errors
+/// An unknown name.
+pub fn value_of<T: clap::ValueEnum>(what: &str, s: &str) -> Result<T, String> {
+    T::from_str(s, false).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
+            .collect();
+        format!("unknown {what} '{s}' (expected {})", names.join(", "))
+    })
 }
 
 /// A comma-separated list: trimmed items, none empty, none repeated, each parsed.
@@ -293,7 +261,7 @@ mod tests {
             false,
             None,
             0,
-            "off",
+            BandwidthTracing::Off,
             crate::trace::sched::SchedTracing::Auto,
         )
     }
@@ -348,6 +316,10 @@ mod tests {
         assert!(cfg("", "bridge", "none").is_err());
         let c = cfg(" runc , io.containerd.kata.v2", "overlay", "cpu").unwrap();
         assert_eq!(c.runtimes, ["runc", "io.containerd.kata.v2"]);
-        assert!(BandwidthTracing::parse("sometimes").is_err());
+        assert!(value_of::<BandwidthTracing>("mode", "sometimes").is_err());
+        assert_eq!(
+            value_of::<BandwidthTracing>("mode", "count-only"),
+            Ok(BandwidthTracing::CountOnly)
+        );
     }
 }

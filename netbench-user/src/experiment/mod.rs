@@ -11,6 +11,7 @@ pub mod matrix;
 pub mod measure;
 pub mod path;
 pub mod progress;
+pub mod record;
 pub mod runtimes;
 mod scenario;
 mod state;
@@ -23,16 +24,12 @@ use std::{
 use decide::{Decision, decide_all};
 use matrix::{Driver, RunConfig, ScenarioSpec};
 pub use progress::{Cancel, Progress};
+use record::{ImagesRecord, RunRecord};
 use scenario::{failed_scenario, run_scenario, unsupported_scenario};
 use state::{RunState, build_images};
 
 use crate::{
-    docker::{
-        DockerError, Engines,
-        cleanup::Removed,
-        image, labels,
-        network::{self, SwarmPlan},
-    },
+    docker::{DockerError, Engines, cleanup::Removed, image, labels, network},
     results::{Env, ReportError, Results, Status, summary},
     trace::TraceError,
 };
@@ -128,8 +125,8 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
     let mut env = Env::local();
     env.docker_version = Some(engines.server.version.clone());
     env.runtimes_found.clone_from(&engines.server.runtimes);
-    let config = config_json(cfg, &run, resolved, stress_cpus, &engines, &swarm);
-    let mut results = Results::new(env, config);
+    let record = RunRecord::new(cfg, &run, resolved, stress_cpus, &engines, &swarm);
+    let mut results = Results::new(env, record.to_value().map_err(ReportError::Serialize)?);
 
     let mut state = RunState {
         run: run.clone(),
@@ -137,7 +134,7 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
         swarm,
         networks: HashMap::new(),
         macvlan_parent: None,
-        hooks: serde_json::Map::new(),
+        record,
     };
     let runnable_reps = decisions
         .iter()
@@ -169,9 +166,7 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
     )
     .await;
     progress.phase("cleaning up");
-    if let Some(obj) = results.config.as_object_mut() {
-        obj.insert("hooks".into(), std::mem::take(&mut state.hooks).into());
-    }
+    results.config = state.record.to_value().map_err(ReportError::Serialize)?;
     let removed = state.cleanup().await;
     progress.finish();
     let interrupted = cancel.is_cancelled();
@@ -198,46 +193,6 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
         plots,
         cleanup: removed,
     })
-}
-
-/// The resolved configuration recorded in results.json.
-fn config_json(
-    cfg: &RunConfig,
-    run: &str,
-    resolved: serde_json::Map<String, serde_json::Value>,
-    stress_cpus: u32,
-    engines: &Engines,
-    swarm: &SwarmPlan,
-) -> serde_json::Value {
-    let mut config = serde_json::to_value(cfg).unwrap_or_default();
-    if let Some(obj) = config.as_object_mut() {
-        obj.insert("run_id".into(), run.into());
-        obj.insert("runtimes_resolved".into(), resolved.into());
-        obj.insert("stress_cpus".into(), stress_cpus.into());
-        obj.insert(
-            "driver_pairs".into(),
-            serde_json::json!(cfg.drivers.iter().map(|d| d.pair()).collect::<Vec<_>>()),
-        );
-        obj.insert(
-            "engines".into(),
-            serde_json::json!({
-                "client": {"version": engines.client.version, "api": engines.client.api_version},
-                "server": {"version": engines.server.version, "api": engines.server.api_version},
-                "same_engine": true,
-            }),
-        );
-        obj.insert(
-            "swarm".into(),
-            match swarm {
-                SwarmPlan::Ready => "existing swarm (left as it is)".into(),
-                SwarmPlan::Init => {
-                    "single-node swarm initialised by netbench, left at cleanup".into()
-                }
-                SwarmPlan::Unusable(why) => why.clone().into(),
-            },
-        );
-    }
-    config
 }
 
 /// Read-only context of a run.
@@ -305,11 +260,12 @@ async fn run_matrix(
                     "cached"
                 }
             ));
-            if let Some(obj) = results.config.as_object_mut() {
-                obj.insert(
-                    "images".into(),
-                    serde_json::json!({"agent": built.agent.tag, "server": built.server.tag}),
-                );
+            state.record.images = Some(ImagesRecord {
+                agent: built.agent.tag.clone(),
+                server: built.server.tag.clone(),
+            });
+            if let Ok(v) = state.record.to_value() {
+                results.config = v;
             }
             images = Some(built);
         }

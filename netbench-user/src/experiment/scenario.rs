@@ -131,7 +131,10 @@ pub(super) async fn run_scenario(
             () = ctx.cancel.cancelled() => return Err(ExperimentError::Interrupted),
         };
         plan = Some(pair.plan.clone());
-        state.hooks.insert(spec.id.clone(), pair.plan.describe());
+        state
+            .record
+            .hooks
+            .insert(spec.id.clone(), pair.plan.describe());
         for rep in 0..cfg.reps {
             if ctx.cancel.is_cancelled() {
                 return Err(ExperimentError::Interrupted);

@@ -23,8 +23,8 @@ pub(super) struct RunState {
     pub(super) swarm: SwarmPlan,
     pub(super) networks: HashMap<&'static str, Result<Network, String>>,
     pub(super) macvlan_parent: Option<MacvlanParent>,
-    /// Where each scenario was traced (recorded in results.json's config).
-    pub(super) hooks: serde_json::Map<String, serde_json::Value>,
+    /// The run record (results.json's config), with where each scenario was traced.
+    pub(super) record: super::record::RunRecord,
 }
 
 impl RunState {

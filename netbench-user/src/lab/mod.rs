@@ -5,4 +5,4 @@ pub mod tap;
 pub mod topology;
 pub mod vmm;
 
-pub use topology::{Endpoint, LabTopology};
+pub use topology::{Endpoint, LabPath, LabTopology};

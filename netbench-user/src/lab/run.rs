@@ -5,7 +5,7 @@ use netbench_common::protocol::Proto;
 use serde::Serialize;
 
 use super::{
-    LabTopology,
+    LabPath, LabTopology,
     vmm::{StandIn, Vmm},
 };
 use crate::{
@@ -22,7 +22,7 @@ use crate::{
         BRIDGE_STAGES, StageResult, TAP_STAGES, TAP_TRACED_STAGES, TAP_VM_MERGE, VETH_STAGES,
     },
     stats::Summary,
-    stress::CpuStress,
+    stress::{CpuStress, Stress},
     trace::{Session, SessionConfig, TraceError, sched::SchedTracing, tc::ifindex_of},
 };
 
@@ -51,15 +51,14 @@ pub enum LabError {
 /// What to run.
 #[derive(Clone, Debug, Serialize)]
 pub struct LabConfig {
-    /// `veth`, `bridge` or `tap` (Kata's tc-redirect + tap model).
-    pub path: String,
+    pub path: LabPath,
     pub probes: u64,
     pub size: usize,
     pub proto: Proto,
     pub port: u16,
-    /// `none` or `cpu` (stress-ng on every CPU while the probes run).
+    /// stress-ng on every CPU while the probes run, or not.
     #[serde(default)]
-    pub stress: String,
+    pub stress: Stress,
     /// Pairs of a traced and an untraced block the probes are split into.
     #[serde(default)]
     pub pairs: u32,
@@ -146,12 +145,12 @@ pub fn lab_path(topo: &LabTopology) -> Result<TracedPath, TraceError> {
         ));
     }
     let stages = match topo.path {
-        "bridge" => BRIDGE_STAGES,
-        "tap" => TAP_TRACED_STAGES,
-        _ => VETH_STAGES,
+        LabPath::Bridge => BRIDGE_STAGES,
+        LabPath::Tap => TAP_TRACED_STAGES,
+        LabPath::Veth => VETH_STAGES,
     };
-    let mut path = TracedPath::alternating(format!("lab-{}", topo.path), hops, stages);
-    if topo.path == "tap" {
+    let mut path = TracedPath::alternating(format!("lab-{}", topo.path.name()), hops, stages);
+    if topo.path == LabPath::Tap {
         // The stand-in guest shares the host kernel, so its NIC is traced too; a real
         // VM is one stage `vm` from the host: report it so, keep the parts as a breakdown.
         path.merges.push(Merge {
@@ -169,10 +168,10 @@ pub fn lab_path(topo: &LabTopology) -> Result<TracedPath, TraceError> {
 /// # Errors
 /// When the topology, the tracer or the agent fails; everything created is removed.
 pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
-    let topo = match config.path.as_str() {
-        "bridge" => LabTopology::bridge("lab").await?,
-        "tap" => LabTopology::tap("lab").await?,
-        _ => LabTopology::veth("lab").await?,
+    let topo = match config.path {
+        LabPath::Bridge => LabTopology::bridge("lab").await?,
+        LabPath::Tap => LabTopology::tap("lab").await?,
+        LabPath::Veth => LabTopology::veth("lab").await?,
     };
     let path = lab_path(&topo)?;
 
@@ -185,7 +184,7 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     let (client_cpu, server_cpu) = config.placement.cpus()?;
     let server =
         AgentServer::start_on(&topo.server.netns_ref(), config.port, 600, server_cpu).await?;
-    let stress = if config.stress == "cpu" {
+    let stress = if config.stress == Stress::Cpu {
         Some(CpuStress::start(0, Duration::from_secs(330)).await?)
     } else {
         None
@@ -212,7 +211,7 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
             SessionConfig::new(block::mode(traced), vec![config.port], topo.hooks.clone());
         // Request and reply at every device, and a few scheduler events per probe.
         session.expected_events = per_block * (4 * topo.hooks.len() as u64 + 16);
-        if config.sched.wanted(config.stress == "cpu") {
+        if config.sched.wanted(config.stress == Stress::Cpu) {
             session.track_pids = server.pid().into_iter().collect();
         }
         let block = async {
@@ -276,14 +275,14 @@ pub fn to_results(r: &LabResult) -> Results {
     results.scenarios.push(Scenario {
         id: format!(
             "lab-{}-{}-{}",
-            r.config.path,
+            r.config.path.name(),
             r.config.proto.name(),
-            r.config.stress
+            r.config.stress.name()
         ),
-        runtime: format!("lab-{}", r.config.path),
+        runtime: format!("lab-{}", r.config.path.name()),
         client_driver: "lab".into(),
         server_driver: "lab".into(),
-        stress: r.config.stress.clone(),
+        stress: r.config.stress.name().to_owned(),
         status,
         reason,
         model: r.model.clone(),

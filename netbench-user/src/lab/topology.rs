@@ -30,11 +30,45 @@ impl Endpoint {
     }
 }
 
+/// The paths `netbench lab` builds.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LabPath {
+    /// Client netns <-> server netns over one veth pair.
+    #[default]
+    Veth,
+    /// runC's bridge path: client - veth - Linux bridge - veth - server.
+    Bridge,
+    /// Kata's tc-redirect + tap datapath, with a VMM stand-in (a model).
+    Tap,
+}
+
+impl LabPath {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Veth => "veth",
+            Self::Bridge => "bridge",
+            Self::Tap => "tap",
+        }
+    }
+}
+
 /// A built topology: client and server endpoints plus the hook devices on the path, in
 /// request order.
 #[derive(Debug)]
 pub struct LabTopology {
-    pub path: &'static str,
+    pub path: LabPath,
     pub client: Endpoint,
     pub server: Endpoint,
     /// Devices to trace, in the order a request crosses them.
@@ -87,7 +121,7 @@ impl LabTopology {
         };
         let hooks = vec![client.hook(), server.hook()];
         Ok(Self {
-            path: "veth",
+            path: LabPath::Veth,
             client,
             server,
             hooks,
@@ -142,7 +176,7 @@ impl LabTopology {
             server.hook(),
         ];
         Ok(Self {
-            path: "bridge",
+            path: LabPath::Bridge,
             client,
             server,
             hooks,
@@ -210,7 +244,7 @@ impl LabTopology {
             server.hook(),
         ];
         Ok(Self {
-            path: "tap",
+            path: LabPath::Tap,
             client,
             server,
             hooks,
@@ -221,7 +255,7 @@ impl LabTopology {
     /// The VMM backend's view of a tap topology (None for other paths).
     #[must_use]
     pub fn vmm_spec(&self, max_seconds: u64) -> Option<VmmSpec> {
-        (self.path == "tap").then(|| VmmSpec {
+        (self.path == LabPath::Tap).then(|| VmmSpec {
             sandbox: self.extra[0].reference(),
             tap: TAP.into(),
             guest: self.server.netns_ref(),
