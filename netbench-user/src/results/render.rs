@@ -47,7 +47,7 @@ pub fn render(r: &Results) -> String {
         }
         let _ = writeln!(
             out,
-            "{}{model}: {} probes sent, {} matched, {} timed out, {} with missing hops, {} non-causal; {} ring-buffer events lost",
+            "{}{model}: {} probes sent, {} matched, {} timed out, {} with missing hops, {} non-causal; {} events lost",
             s.id,
             s.probes_sent,
             s.probes_matched,
@@ -209,7 +209,7 @@ mod tests {
             ),
             "{shown}"
         );
-        assert!(shown.contains("990 matched, 3 timed out, 5 with missing hops, 2 non-causal; 4 ring-buffer events lost"), "{shown}");
+        assert!(shown.contains("990 matched, 3 timed out, 5 with missing hops, 2 non-causal; 4 events lost"), "{shown}");
         // Within 5% on both: no warning.
         if let Some(e) = r.scenarios[0].observer_effect.as_mut() {
             e.p99.ratio = 1.05;
