@@ -225,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn parts_sum_to_the_server_stage() {
+    fn a_woken_server_splits_at_its_wakeup_and_switch_in() {
         let t = vec![Timeline {
             seq: 0,
             ts_ns: vec![0, 1000, 2000, 3000],
@@ -234,9 +234,16 @@ mod tests {
             sched(HookKind::SchedWakeup, 1, 1500),
             sched(HookKind::SchedSwitchIn, 1, 1800),
         ];
-        let (r, _) = split(&t, 1, &ev, 1.0, "x");
-        let sum: f64 = r.iter().map(|s| s.mean_us).sum();
-        assert!((sum - 1.0).abs() < 1e-9);
+        let (r, st) = split(&t, 1, &ev, 1.0, "x");
+        assert_eq!(st.probes_woken, 1);
+        // Request in at 1000, woken at 1500, running at 1800, reply out at 2000.
+        let ns: Vec<f64> = r.iter().map(|s| s.mean_us * 1000.0).collect();
+        assert!(
+            (ns[0] - 500.0).abs() < 1e-6
+                && (ns[1] - 300.0).abs() < 1e-6
+                && (ns[2] - 200.0).abs() < 1e-6,
+            "{ns:?}"
+        );
     }
 
     #[test]
