@@ -7,13 +7,14 @@
 //! loss-free rate of each repetition, with its 95% CI).
 use std::time::{Duration, Instant};
 
+use netbench_common::protocol::BlastOpts;
 use serde::Serialize;
 
 use super::{
     BLAST_PORT, BenchConfig, BenchError, MSG_SIZE,
     figures::{CapacityStep, CapacitySummary, summarize_capacity},
     progress, run_id, server_ip, topology,
-    workload::{BlastSpec, blast, session},
+    workload::{BLAST_BATCH, blast, session},
 };
 use crate::{
     lab::LabTopology,
@@ -204,22 +205,23 @@ async fn one_step(
     seconds: f64,
     program_ids: &mut Vec<u32>,
 ) -> Result<CapacityStep, BenchError> {
-    let target = std::net::SocketAddr::new(server_ip(topo).into(), BLAST_PORT);
+    let server = std::net::SocketAddr::new(server_ip(topo).into(), BLAST_PORT);
     let mut trace = SessionConfig::new(TraceMode::Events, vec![BLAST_PORT], topo.hooks.clone());
     trace.ring_bytes = Some(ring_bytes);
     trace.streaming = true;
     trace.keep_events = false;
     let tracing = session(&trace, program_ids)?;
-    let spec = BlastSpec {
-        target,
+    let opts = BlastOpts {
+        server,
         rate,
         count: count_bound(rate, seconds),
-        seconds,
+        max: Duration::from_secs_f64(seconds),
         size: MSG_SIZE,
         run_id: run_id(0x100 + rate),
+        batch: BLAST_BATCH,
     };
     let cpus = sender_cpus(config, senders);
-    let lines = blast(&topo.client.netns_ref(), &spec, &cpus).await;
+    let lines = blast(&topo.client.netns_ref(), opts, &cpus).await;
     let outcome = tracing.finish().await?;
     let lines = lines?;
     let seconds = lines.iter().map(|l| l.seconds).fold(0.0, f64::max);
@@ -282,17 +284,18 @@ async fn drain(
     // when resumed; the short timer is only a fallback.
     trace.drain_every = Duration::from_millis(1);
     let mut tracing = session(&trace, program_ids)?;
-    let spec = BlastSpec {
-        target: std::net::SocketAddr::new(server_ip(topo).into(), BLAST_PORT),
+    let opts = BlastOpts {
+        server: std::net::SocketAddr::new(server_ip(topo).into(), BLAST_PORT),
         rate: 0,
         count: datagrams,
-        seconds: 60.0,
+        max: Duration::from_mins(1),
         size: MSG_SIZE,
         run_id: run_id(0x300),
+        batch: BLAST_BATCH,
     };
     let sent = blast(
         &topo.client.netns_ref(),
-        &spec,
+        opts,
         &[config.placement.client_cpu],
     )
     .await;

@@ -1,21 +1,21 @@
 //! Per-program cost: the kernel's BPF run-time statistics (`run_time_ns`, `run_cnt` of
 //! `bpf_prog_info`) of every netbench tc program, under rr load and under stream load,
 //! on the lab bridge path. Statistics are on only while this section runs.
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use aya::{
     Ebpf,
     programs::TracePoint,
     sys::{Stats, enable_stats},
 };
-use netbench_common::names;
+use netbench_common::{names, protocol::BlastOpts};
 use serde::Serialize;
 
 use super::{
     BLAST_PORT, BenchConfig, BenchError, ECHO_PORT, MSG_SIZE, SINK_PORT, echo_of,
     figures::{ProgramCost, TARGET_COST_NS, TARGET_PROBE_COST_NS, cost_between},
     progress, run_id, sink_of, topology,
-    workload::{BlastSpec, blast, rr, serve, session, stream},
+    workload::{BLAST_BATCH, blast, rr, serve, session, stream},
 };
 use crate::{
     lab::LabTopology,
@@ -352,15 +352,16 @@ async fn one_run(
         .await
         .map(|_| ()),
         "blast" => {
-            let spec = BlastSpec {
-                target: SocketAddr::new(topo.server.ip.into(), BLAST_PORT),
+            let opts = BlastOpts {
+                server: SocketAddr::new(topo.server.ip.into(), BLAST_PORT),
                 rate: config.cost_blast_rate,
                 count: u64::from(config.cost_blast_rate) * 10,
-                seconds: config.cost_blast_seconds,
+                max: Duration::from_secs_f64(config.cost_blast_seconds),
                 size: MSG_SIZE,
                 run_id: run_id(2 + (rep << 4)),
+                batch: BLAST_BATCH,
             };
-            blast(&client, &spec, &[cpu]).await.map(|_| ())
+            blast(&client, opts, &[cpu]).await.map(|_| ())
         }
         _ => stream(
             &client,

@@ -11,7 +11,7 @@ use super::{
     BenchConfig, BenchError, ECHO_PORT, SINK_PORT,
     figures::{cost_between, median, paired_losses},
     progress, sink_of, topology,
-    workload::{serve, session, stream},
+    workload::{STREAM_WRITE_BYTES, serve, session, stream},
 };
 use crate::{
     lab::LabTopology,
@@ -190,7 +190,7 @@ pub async fn measure(
         path: "bridge",
         seconds: config.throughput_seconds,
         reps: config.throughput_reps,
-        write_bytes: 131_072,
+        write_bytes: STREAM_WRITE_BYTES,
         modes,
         cpu_share,
     })

@@ -2,7 +2,10 @@
 //! start of a trace session (the one `lab` and `run` use: [`crate::trace::Session`]).
 use std::{net::SocketAddr, time::Duration};
 
-use serde::Deserialize;
+use netbench_common::protocol::{
+    self, AgentCommand, BlastLine, BlastOpts, Event, Proto, RrOpts, ServeOpts, StreamLine,
+    StreamOpts,
+};
 use tokio::process::Command;
 
 use super::{
@@ -15,42 +18,10 @@ use crate::{
     trace::{Session, SessionConfig},
 };
 
-/// The agent's `stream` line.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
-pub struct StreamLine {
-    pub bytes: u64,
-    pub seconds: f64,
-    pub gbps: f64,
-}
-
-/// The agent's `blast` line.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
-pub struct BlastLine {
-    pub sent: u64,
-    pub refused: u64,
-    pub no_buffer: u64,
-    pub seconds: f64,
-}
-
-/// The first JSON line of `text` whose `"event"` is `event`, decoded.
-///
-/// # Errors
-/// When there is no such line or it does not decode.
-pub fn parse_event_line<T: serde::de::DeserializeOwned>(
-    text: &str,
-    event: &str,
-) -> Result<T, String> {
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if v.get("event").and_then(serde_json::Value::as_str) == Some(event) {
-            return serde_json::from_value(v)
-                .map_err(|e| format!("bad {event} line {line:?}: {e}"));
-        }
-    }
-    Err(format!("no {event:?} line in the agent's output"))
-}
+/// Bytes per write of every bench stream (the agent's default).
+pub const STREAM_WRITE_BYTES: u32 = 128 * 1024;
+/// Datagrams per `sendmmsg` call of every blast (the agent's most, and its default).
+pub const BLAST_BATCH: u32 = 64;
 
 fn protocol(ns: &NetnsRef, msg: String) -> BenchError {
     BenchError::Agent(AgentError::Protocol {
@@ -61,11 +32,11 @@ fn protocol(ns: &NetnsRef, msg: String) -> BenchError {
 
 fn agent_command(
     ns: &NetnsRef,
-    args: &[String],
+    command: &AgentCommand,
     cpu: Option<usize>,
 ) -> Result<Command, BenchError> {
     let bin = agent::locate().map_err(AgentError::NotFound)?;
-    process::command(ns, bin, "netbench-agent", args, cpu)
+    process::command(ns, bin, "netbench-agent", &command.to_args(), cpu)
 }
 
 /// `netbench-agent serve` in `ns` on [`ECHO_PORT`] (sink on the next port).
@@ -73,30 +44,47 @@ fn agent_command(
 /// # Errors
 /// When it cannot start or does not become ready.
 pub async fn serve(ns: &NetnsRef, cpu: Option<usize>) -> Result<Server, BenchError> {
-    let args = [
-        "serve",
-        "--port",
-        &ECHO_PORT.to_string(),
-        "--max-seconds",
-        "3600",
-    ]
-    .map(str::to_owned);
+    let command = AgentCommand::Serve(ServeOpts {
+        port: ECHO_PORT,
+        ..ServeOpts::default()
+    });
     Server::start(
-        agent_command(ns, &args, cpu)?,
+        agent_command(ns, &command, cpu)?,
         "netbench-agent",
         "\"ready\"",
     )
     .await
 }
 
-/// Run the agent with `args` in `ns` to completion, at most `limit`; its stdout.
+/// Run the agent's `command` in `ns` to completion, at most `limit`; its stdout.
 async fn run_agent(
     ns: &NetnsRef,
-    args: &[String],
+    command: &AgentCommand,
     limit: Duration,
     cpu: Option<usize>,
 ) -> Result<String, BenchError> {
-    process::run_client(agent_command(ns, args, cpu)?, "netbench-agent", limit).await
+    process::run_client(agent_command(ns, command, cpu)?, "netbench-agent", limit).await
+}
+
+fn rr_command(server: SocketAddr, count: u64, run_id: u32) -> AgentCommand {
+    AgentCommand::Rr(RrOpts {
+        server,
+        proto: Proto::Udp,
+        count: u32::try_from(count).unwrap_or(u32::MAX),
+        rate: 0,
+        size: MSG_SIZE,
+        timeout: Duration::from_secs(1),
+        run_id,
+        max: Duration::from_mins(10),
+    })
+}
+
+fn stream_command(sink: SocketAddr, duration: Duration) -> AgentCommand {
+    AgentCommand::Stream(StreamOpts {
+        server: sink,
+        duration,
+        size: STREAM_WRITE_BYTES as usize,
+    })
 }
 
 /// `netbench-agent rr` (UDP, back to back) from `ns`: its probes (printed only after
@@ -111,24 +99,13 @@ pub async fn rr(
     run_id: u32,
     cpu: Option<usize>,
 ) -> Result<Vec<RrProbe>, BenchError> {
-    let args = [
-        "rr".to_owned(),
-        "--server".to_owned(),
-        server.to_string(),
-        "--proto".to_owned(),
-        "udp".to_owned(),
-        "--count".to_owned(),
-        count.to_string(),
-        "--size".to_owned(),
-        MSG_SIZE.to_string(),
-        "--run-id".to_owned(),
-        run_id.to_string(),
-        "--timeout-ms".to_owned(),
-        "1000".to_owned(),
-        "--max-seconds".to_owned(),
-        "600".to_owned(),
-    ];
-    let out = run_agent(ns, &args, Duration::from_secs(610), cpu).await?;
+    let out = run_agent(
+        ns,
+        &rr_command(server, count, run_id),
+        Duration::from_secs(610),
+        cpu,
+    )
+    .await?;
     agent::parse_rr_output(&out).map_err(|m| protocol(ns, m))
 }
 
@@ -142,60 +119,44 @@ pub async fn stream(
     seconds: f64,
     cpu: Option<usize>,
 ) -> Result<StreamLine, BenchError> {
-    let args = [
-        "stream".to_owned(),
-        "--server".to_owned(),
-        sink.to_string(),
-        "--seconds".to_owned(),
-        format!("{seconds}"),
-    ];
-    let limit = Duration::from_secs_f64(seconds) + Duration::from_secs(30);
-    let out = run_agent(ns, &args, limit, cpu).await?;
-    parse_event_line(&out, "stream").map_err(|m| protocol(ns, m))
-}
-
-/// One `netbench-agent blast` sender.
-#[derive(Clone, Debug)]
-pub struct BlastSpec {
-    pub target: SocketAddr,
-    /// Datagrams per second (0 = as fast as possible).
-    pub rate: u32,
-    pub count: u64,
-    pub seconds: f64,
-    pub size: u32,
-    pub run_id: u32,
+    let duration = Duration::from_secs_f64(seconds);
+    let out = run_agent(
+        ns,
+        &stream_command(sink, duration),
+        duration + Duration::from_secs(30),
+        cpu,
+    )
+    .await?;
+    protocol::event(&out, "stream", |e| match e {
+        Event::Stream(s) => Some(s),
+        _ => None,
+    })
+    .map_err(|m| protocol(ns, m))
 }
 
 /// Run one blast per entry of `cpus` in parallel from `ns` (each pinned there, or not
-/// for `None`); their lines, in order.
+/// for `None`), each bounded by `opts.max`; their lines, in order.
 ///
 /// # Errors
 /// When a sender fails.
 pub async fn blast(
     ns: &NetnsRef,
-    spec: &BlastSpec,
+    opts: BlastOpts,
     cpus: &[Option<usize>],
 ) -> Result<Vec<BlastLine>, BenchError> {
-    let args = [
-        "blast".to_owned(),
-        "--server".to_owned(),
-        spec.target.to_string(),
-        "--rate".to_owned(),
-        spec.rate.to_string(),
-        "--count".to_owned(),
-        spec.count.to_string(),
-        "--seconds".to_owned(),
-        format!("{}", spec.seconds),
-        "--size".to_owned(),
-        spec.size.to_string(),
-        "--run-id".to_owned(),
-        spec.run_id.to_string(),
-    ];
-    let limit = Duration::from_secs_f64(spec.seconds) + Duration::from_secs(30);
-    let runs = cpus.iter().map(|&cpu| run_agent(ns, &args, limit, cpu));
-    let outs = futures::future::try_join_all(runs).await?;
-    outs.iter()
-        .map(|o| parse_event_line(o, "blast").map_err(|m| protocol(ns, m)))
+    let limit = opts.max + Duration::from_secs(30);
+    let command = AgentCommand::Blast(opts);
+    let runs = cpus.iter().map(|&cpu| run_agent(ns, &command, limit, cpu));
+    let stdouts = futures::future::try_join_all(runs).await?;
+    stdouts
+        .iter()
+        .map(|o| {
+            protocol::event(o, "blast", |e| match e {
+                Event::Blast(b) => Some(b),
+                _ => None,
+            })
+            .map_err(|m| protocol(ns, m))
+        })
         .collect()
 }
 
@@ -214,31 +175,28 @@ pub fn session(config: &SessionConfig, program_ids: &mut Vec<u32>) -> Result<Ses
 mod tests {
     use super::*;
 
+    fn pairs(c: &AgentCommand) -> Vec<String> {
+        c.to_args()[1..].chunks(2).map(|p| p.join(" ")).collect()
+    }
+
     #[test]
-    fn parses_agent_lines() {
-        let text = r#"{"event":"sink","bytes":5}
-{"event":"stream","bytes":1250000000,"seconds":1.000100,"gbps":9.999000}
-"#;
-        let s: StreamLine = parse_event_line(text, "stream").unwrap();
-        assert_eq!(
-            s,
-            StreamLine {
-                bytes: 1_250_000_000,
-                seconds: 1.0001,
-                gbps: 9.999
-            }
-        );
-        let b: BlastLine = parse_event_line(
-            r#"{"event":"blast","sent":100,"refused":1,"no_buffer":0,"seconds":0.5,"rate":200.0}"#,
-            "blast",
-        )
-        .unwrap();
-        assert_eq!((b.sent, b.refused, b.seconds), (100, 1, 0.5));
-        assert!(parse_event_line::<StreamLine>("garbage\n{}", "stream").is_err());
-        assert!(
-            parse_event_line::<StreamLine>(r#"{"event":"stream","bytes":"x"}"#, "stream")
-                .unwrap_err()
-                .contains("bad stream line")
-        );
+    fn commands_give_what_the_bench_always_gave() {
+        let server: SocketAddr = "10.0.0.2:7301".parse().unwrap();
+        let rr = pairs(&rr_command(server, 500, 9));
+        for want in [
+            "--server 10.0.0.2:7301",
+            "--proto udp",
+            "--count 500",
+            "--size 64",
+            "--run-id 9",
+            "--timeout-ms 1000",
+            "--max-seconds 600",
+        ] {
+            assert!(rr.iter().any(|p| p == want), "{want} in {rr:?}");
+        }
+        let stream = pairs(&stream_command(server, Duration::from_secs_f64(0.5)));
+        assert!(stream.iter().any(|p| p == "--seconds 0.5"), "{stream:?}");
+        let stream = pairs(&stream_command(server, Duration::from_secs_f64(2.0)));
+        assert!(stream.iter().any(|p| p == "--seconds 2"), "{stream:?}");
     }
 }
