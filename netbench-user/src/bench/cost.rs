@@ -75,6 +75,20 @@ pub struct CostFigures {
     pub floor_error: Option<String>,
 }
 
+impl CostRun {
+    /// The tc programs among this run's programs, each with its side.
+    pub fn tc_programs(&self) -> impl Iterator<Item = (&'static str, &ProgramCostStats)> {
+        self.programs.iter().filter_map(|p| {
+            let side = match p.program.as_str() {
+                names::TC_INGRESS => "ingress",
+                names::TC_EGRESS => "egress",
+                _ => return None,
+            };
+            Some((side, p))
+        })
+    }
+}
+
 /// `/proc/sys/kernel/bpf_stats_enabled` now.
 pub fn stats_sysctl() -> Option<u8> {
     std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")

@@ -24,11 +24,15 @@ mod checks;
 mod cost;
 mod docker;
 pub mod figures;
+#[cfg(test)]
+mod fixture;
+mod host;
 mod process;
 mod render;
 mod rtt_effect;
 mod throughput;
 pub mod tools;
+mod verdicts;
 mod walltime;
 pub mod workload;
 
@@ -290,7 +294,7 @@ pub struct BenchReport {
     pub targets: Vec<figures::Verdict>,
     pub bpf_stats: StatsToggle,
     /// How busy the machine was apart from the benchmark.
-    pub machine_load: checks::MachineLoad,
+    pub machine_load: host::MachineLoad,
     pub errors: Vec<SectionError>,
     /// Namespaces, programs or processes of this run still present at its end.
     pub leftovers: Vec<String>,
@@ -427,9 +431,9 @@ async fn measure_sections(
 
 /// Run every selected measurement in order. Section failures are recorded, not fatal.
 pub async fn run(config: &BenchConfig) -> BenchReport {
-    let mut machine_load = checks::MachineLoad {
-        busy_pct_before: checks::busy_pct(std::time::Duration::from_secs(1)).await,
-        loadavg_1m_before: checks::loadavg(),
+    let mut machine_load = host::MachineLoad {
+        busy_pct_before: host::busy_pct(std::time::Duration::from_secs(1)).await,
+        loadavg_1m_before: host::loadavg(),
         loadavg_1m_after: None,
     };
     let started = Instant::now();
@@ -461,8 +465,8 @@ pub async fn run(config: &BenchConfig) -> BenchReport {
         });
     }
 
-    let leftovers = checks::leftovers(&program_ids, &toggle).await;
-    machine_load.loadavg_1m_after = checks::loadavg();
+    let leftovers = host::leftovers(&program_ids, &toggle).await;
+    machine_load.loadavg_1m_after = host::loadavg();
     let mut report = BenchReport {
         schema: 2,
         kind: "netbench-bench",
@@ -484,7 +488,7 @@ pub async fn run(config: &BenchConfig) -> BenchReport {
         problems: Vec::new(),
         elapsed_s: started.elapsed().as_secs_f64(),
     };
-    report.targets = checks::verdicts(&report);
+    report.targets = verdicts::verdicts(&report);
     report.problems = checks::problems(&report);
     report
 }
