@@ -1,8 +1,14 @@
 //! The benchmark's figures as text.
 use std::fmt::Write as _;
 
-use super::{BenchReport, figures::RatioCi};
-use crate::stats::{RepStats, pm};
+use super::{
+    BenchReport,
+    figures::{CapacityStep, RatioCi},
+};
+use crate::{
+    stats::{RepStats, pm},
+    table::{Column, Table},
+};
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.filter(|v| v.is_finite())
@@ -36,42 +42,45 @@ fn cost(out: &mut String, report: &BenchReport) {
          (mean +/- 95% CI)",
         cost.path, cost.reps
     );
-    let _ = writeln!(
-        out,
-        "  {:<7} {:<11} {:<32} {:>10} {:>18} {:>8}",
-        "load", "variant", "program", "runs", "ns/run", "target"
-    );
+    let mut table = Table::new([
+        Column::left("load").width(7),
+        Column::left("variant").width(11),
+        Column::left("program").width(32),
+        Column::right("runs").width(10),
+        Column::right("ns/run").width(18),
+        Column::right("target").width(8),
+    ])
+    .indent("  ")
+    .gap(" ");
     for run in &cost.runs {
+        let target = run
+            .target_ns
+            .map_or_else(|| "-".to_owned(), |t| format!("<= {t}"));
         for p in &run.programs {
-            let _ = writeln!(
-                out,
-                "  {:<7} {:<11} {:<32} {:>10} {:>18} {:>8}",
-                run.load,
-                run.variant,
-                p.program,
-                p.run_cnt,
+            table.row([
+                run.load.to_owned(),
+                run.variant.to_owned(),
+                p.program.clone(),
+                p.run_cnt.to_string(),
                 reps(&p.ns_per_run, 1),
-                run.target_ns
-                    .map_or_else(|| "-".to_owned(), |t| format!("<= {t}"))
-            );
+                target.clone(),
+            ]);
         }
     }
-    match (&cost.floor, &cost.floor_error) {
-        (Some(f), _) => {
-            let _ = writeln!(
-                out,
-                "  {:<7} {:<11} {:<32} {:>10} {:>18}   (floor of the method)",
-                "stream",
-                "-",
-                f.program,
-                f.run_cnt,
-                reps(&f.ns_per_run, 1)
-            );
-        }
-        (None, Some(err)) => {
-            let _ = writeln!(out, "  floor (empty program) not measured: {err}");
-        }
-        (None, None) => {}
+    if let Some(f) = &cost.floor {
+        // Wider than its column, so it starts right after the gap (and two spaces).
+        table.row([
+            "stream".to_owned(),
+            "-".to_owned(),
+            f.program.clone(),
+            f.run_cnt.to_string(),
+            reps(&f.ns_per_run, 1),
+            "  (floor of the method)".to_owned(),
+        ]);
+    }
+    out.push_str(&table.render());
+    if let (None, Some(err)) = (&cost.floor, &cost.floor_error) {
+        let _ = writeln!(out, "  floor (empty program) not measured: {err}");
     }
     for run in &cost.runs {
         let _ = writeln!(
@@ -97,11 +106,18 @@ fn throughput(out: &mut String, report: &BenchReport) {
          (rotating order)",
         tput.path, tput.reps, tput.seconds
     );
-    let _ = writeln!(
-        out,
-        "  {:<16} {:>9} {:>8} {:>8} {:>8} {:>16}  paired loss (95% CI)",
-        "tracing", "Gbit/s", "stddev", "min", "max", "CPU ns/KiB"
-    );
+    // The loss column stands two spaces off: one of the gap, one of its cells.
+    let mut table = Table::new([
+        Column::left("tracing").width(16),
+        Column::right("Gbit/s").width(9),
+        Column::right("stddev").width(8),
+        Column::right("min").width(8),
+        Column::right("max").width(8),
+        Column::right("CPU ns/KiB").width(16),
+        Column::left(" paired loss (95% CI)"),
+    ])
+    .indent("  ")
+    .gap(" ");
     for m in &tput.modes {
         let min = m.gbps.per_rep.iter().copied().fold(f64::INFINITY, f64::min);
         let max = m
@@ -117,17 +133,17 @@ fn throughput(out: &mut String, report: &BenchReport) {
                 format!("{l:.2}% {} (median {median:.2}%)", pm(m.loss_ci95_pct, 2))
             },
         );
-        let _ = writeln!(
-            out,
-            "  {:<16} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>16}  {loss}",
-            m.mode,
-            m.gbps.mean,
-            m.gbps.stddev,
-            min,
-            max,
+        table.row([
+            m.mode.to_owned(),
+            format!("{:.2}", m.gbps.mean),
+            format!("{:.2}", m.gbps.stddev),
+            format!("{min:.2}"),
+            format!("{max:.2}"),
             reps(&m.cpu_ns_per_kib, 1),
-        );
+            format!(" {loss}"),
+        ]);
     }
+    out.push_str(&table.render());
     if let Some(s) = &tput.cpu_share {
         let _ = writeln!(
             out,
@@ -146,6 +162,40 @@ fn throughput(out: &mut String, report: &BenchReport) {
     }
 }
 
+/// The capacity ladder's steps, one row each.
+fn steps_table(steps: &[CapacityStep]) -> String {
+    let mut table = Table::new([
+        Column::right("offered/s").width(12),
+        Column::right("datagrams/s").width(12),
+        Column::right("produced ev/s").width(13),
+        Column::right("delivered/s").width(13),
+        Column::right("ring lost").width(10),
+        Column::right("rdr drop").width(9),
+        Column::right("forced").width(7),
+        Column::right("timer").width(6),
+    ])
+    .indent("    ")
+    .gap(" ");
+    for s in steps {
+        let offered = if s.offered_per_sender == 0 {
+            format!("{} x max", s.senders)
+        } else {
+            format!("{} x {}", s.senders, s.offered_per_sender)
+        };
+        table.row([
+            offered,
+            format!("{:.0}", s.datagram_rate),
+            format!("{:.0}", s.produced_rate),
+            format!("{:.0}", s.event_rate),
+            s.kernel_lost.to_string(),
+            s.reader_dropped.to_string(),
+            s.forced_wakeups.to_string(),
+            s.timer_drains.to_string(),
+        ]);
+    }
+    table.render()
+}
+
 fn capacity(out: &mut String, report: &BenchReport) {
     let Some(cap) = &report.capacity else { return };
     let _ = writeln!(
@@ -154,39 +204,6 @@ fn capacity(out: &mut String, report: &BenchReport) {
          datagram, {} s per step",
         cap.datagram_bytes, cap.path, cap.events_per_datagram, cap.step_seconds
     );
-    let header = |out: &mut String| {
-        let _ = writeln!(
-            out,
-            "    {:>12} {:>12} {:>13} {:>13} {:>10} {:>9} {:>7} {:>6}",
-            "offered/s",
-            "datagrams/s",
-            "produced ev/s",
-            "delivered/s",
-            "ring lost",
-            "rdr drop",
-            "forced",
-            "timer"
-        );
-    };
-    let row = |out: &mut String, s: &super::figures::CapacityStep| {
-        let offered = if s.offered_per_sender == 0 {
-            format!("{} x max", s.senders)
-        } else {
-            format!("{} x {}", s.senders, s.offered_per_sender)
-        };
-        let _ = writeln!(
-            out,
-            "    {:>12} {:>12.0} {:>13.0} {:>13.0} {:>10} {:>9} {:>7} {:>6}",
-            offered,
-            s.datagram_rate,
-            s.produced_rate,
-            s.event_rate,
-            s.kernel_lost,
-            s.reader_dropped,
-            s.forced_wakeups,
-            s.timer_drains
-        );
-    };
     for ring in &cap.rings {
         let _ = writeln!(
             out,
@@ -194,10 +211,7 @@ fn capacity(out: &mut String, report: &BenchReport) {
             ring.ring_bytes >> 20,
             ring.ring_events
         );
-        header(out);
-        for s in &ring.steps {
-            row(out, s);
-        }
+        out.push_str(&steps_table(&ring.steps));
         let _ = writeln!(
             out,
             "    highest loss-free: {} events/s; {}",
@@ -213,10 +227,7 @@ fn capacity(out: &mut String, report: &BenchReport) {
             r.ring_bytes >> 20,
             r.seconds
         );
-        header(out);
-        for s in &r.runs {
-            row(out, s);
-        }
+        out.push_str(&steps_table(&r.runs));
         let _ = writeln!(
             out,
             "    highest loss-free events/s per rep: {}; mean {}",
@@ -258,6 +269,14 @@ fn accuracy(out: &mut String, report: &BenchReport) {
             cpu(r.client_cpu),
             cpu(r.server_cpu)
         );
+        let mut table = Table::new([
+            Column::left("size"),
+            Column::left("tool").width(19),
+            Column::left("round trip"),
+        ])
+        .without_header()
+        .indent("    ")
+        .gap(" ");
         for (name, tool, ratios) in [
             ("sockperf ping-pong", &r.sockperf, None),
             (
@@ -266,21 +285,16 @@ fn accuracy(out: &mut String, report: &BenchReport) {
                 Some((r.ratio_p50, r.ratio_p99)),
             ),
         ] {
-            let _ = write!(
-                out,
-                "    rr {} B {:<19} p50 {:7.2} +- {:5.2} us  p99 {:7.2} +- {:6.2} us",
-                r.size,
-                name,
-                tool.p50_us.mean,
-                tool.p50_us.stddev,
-                tool.p99_us.mean,
-                tool.p99_us.stddev
+            let mut rtt = format!(
+                "p50 {:7.2} +- {:5.2} us  p99 {:7.2} +- {:6.2} us",
+                tool.p50_us.mean, tool.p50_us.stddev, tool.p99_us.mean, tool.p99_us.stddev
             );
             if let Some((p50, p99)) = ratios {
-                let _ = write!(out, "  ratio p50 {} p99 {}", ratio(p50), ratio(p99));
+                let _ = write!(rtt, "  ratio p50 {} p99 {}", ratio(p50), ratio(p99));
             }
-            let _ = writeln!(out);
+            table.row([format!("rr {} B", r.size), name.to_owned(), rtt]);
         }
+        out.push_str(&table.render());
     }
     let s = &acc.stream;
     let _ = writeln!(
@@ -304,14 +318,19 @@ fn observer(out: &mut String, report: &BenchReport) {
             "\n5. observer effect on the lab paths: interleaved traced / untraced blocks (ABBA), \
              traced as `netbench lab` traces; ratio pooled, 95% CI from the per-pair ratios"
         );
+        let mut table = Table::new([
+            Column::left("path").width(6),
+            Column::left("placement").width(9),
+            Column::left("effect"),
+        ])
+        .without_header()
+        .indent("  ")
+        .gap(" ");
         for r in &o.runs {
-            let _ = writeln!(
-                out,
-                "  {:<6} {:<9} {} pairs x {} probes: p50 {:.1} / {:.1} us, p99 {:.1} / {:.1} us \
+            let effect = format!(
+                "{} pairs x {} probes: p50 {:.1} / {:.1} us, p99 {:.1} / {:.1} us \
                  (traced / untraced): {}; {} events, {} lost, {} reader runs (at most {} in a \
                  block)",
-                r.path,
-                r.placement,
                 r.pairs,
                 r.probes_per_block,
                 r.traced_p50_us,
@@ -327,7 +346,9 @@ fn observer(out: &mut String, report: &BenchReport) {
                 r.reader_wakeups,
                 r.max_block_wakeups
             );
+            table.row([r.path.to_owned(), r.placement.to_owned(), effect]);
         }
+        out.push_str(&table.render());
     }
     if let Some(d) = &report.docker {
         let _ = writeln!(
@@ -405,6 +426,16 @@ fn targets(out: &mut String, report: &BenchReport) {
         "\ntargets (met: the whole 95% CI inside the target; NOT met: wholly outside; \
          otherwise unresolved)"
     );
+    let mut table = Table::new([
+        Column::left("figure").width(72),
+        Column::right("value").width(22),
+        Column::left("unit").width(9),
+        Column::left("target").width(18),
+        Column::left("decision"),
+    ])
+    .without_header()
+    .indent("  ")
+    .gap(" ");
     for v in &report.targets {
         let value = v.value.filter(|x| x.is_finite()).map_or_else(
             || "-".to_owned(),
@@ -420,16 +451,15 @@ fn targets(out: &mut String, report: &BenchReport) {
             .note
             .as_ref()
             .map_or_else(String::new, |n| format!("  [{n}]"));
-        let _ = writeln!(
-            out,
-            "  {:<72} {:>22} {:<9} {:<18} {}{note}",
-            v.figure,
+        table.row([
+            v.figure.clone(),
             value,
-            v.unit,
-            v.target,
-            v.decision.label()
-        );
+            v.unit.to_owned(),
+            v.target.clone(),
+            format!("{}{note}", v.decision.label()),
+        ]);
     }
+    out.push_str(&table.render());
 }
 
 /// The whole report as text: one block per measurement, then the targets.
@@ -482,4 +512,20 @@ pub fn render(report: &BenchReport) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text as the hand-aligned renderer printed it before the table helper.
+    #[test]
+    fn every_table_prints_as_before() {
+        let want = include_str!("testdata/render.txt");
+        let got = render(&crate::bench::fixture::full_report());
+        for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
+            assert_eq!(g, w, "line {}", i + 1);
+        }
+        assert_eq!(got, want);
+    }
 }
