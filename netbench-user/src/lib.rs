@@ -10,6 +10,7 @@ pub mod correlate;
 pub mod docker;
 pub mod doctor;
 pub mod elf;
+pub mod error;
 pub mod experiment;
 pub mod lab;
 pub mod netlink;

@@ -10,6 +10,7 @@ pub mod tc;
 
 use std::path::PathBuf;
 
+use crate::error::Aya;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, PerCpuArray},
@@ -26,31 +27,31 @@ pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
-    #[error("loading the eBPF object: {0}")]
-    Load(#[source] Box<aya::EbpfError>),
-    #[error("eBPF program {name}: {source}")]
+    #[error("loading the eBPF object")]
+    Load(#[source] Aya<aya::EbpfError>),
+    #[error("eBPF program {name}")]
     Program {
         name: &'static str,
         #[source]
-        source: Box<aya::programs::ProgramError>,
+        source: Aya<aya::programs::ProgramError>,
     },
-    #[error("eBPF map {name}: {source}")]
+    #[error("eBPF map {name}")]
     Map {
         name: &'static str,
         #[source]
-        source: Box<aya::maps::MapError>,
+        source: Aya<aya::maps::MapError>,
     },
     #[error("eBPF object has no {0}")]
     Missing(&'static str),
-    #[error("attaching {program} to {device} in netns {netns}: {source}")]
+    #[error("attaching {program} to {device} in netns {netns}")]
     Attach {
         program: &'static str,
         device: String,
         netns: String,
         #[source]
-        source: Box<aya::programs::ProgramError>,
+        source: Aya<aya::programs::ProgramError>,
     },
-    #[error("entering netns {netns}: {source}")]
+    #[error("entering netns {netns}")]
     Netns {
         netns: String,
         #[source]
@@ -64,12 +65,12 @@ pub enum TraceError {
         first: String,
         second: String,
     },
-    #[error("ring buffer: {0}")]
+    #[error("ring buffer")]
     Io(#[from] std::io::Error),
-    #[error("trace session task: {0}")]
+    #[error("trace session task")]
     Join(#[from] tokio::task::JoinError),
-    #[error("kernel BTF (/sys/kernel/btf/vmlinux): {0}")]
-    Btf(#[source] Box<aya::BtfError>),
+    #[error("kernel BTF (/sys/kernel/btf/vmlinux)")]
+    Btf(#[source] Aya<aya::BtfError>),
 }
 
 /// What the tc programs do with a probe packet.
@@ -209,13 +210,13 @@ impl Tracer {
             .override_global(names::GLOBAL_MODE, &mode, true)
             .map_max_entries(names::EVENTS, ring_bytes)
             .load(EBPF_OBJECT)
-            .map_err(|e| TraceError::Load(Box::new(e)))?;
+            .map_err(|e| TraceError::Load(e.into()))?;
         for name in [names::TC_INGRESS, names::TC_EGRESS] {
             tc::classifier(&mut ebpf, name)?
                 .load()
                 .map_err(|source| TraceError::Program {
                     name,
-                    source: Box::new(source),
+                    source: Aya::from(source),
                 })?;
         }
         Ok(Self {
@@ -287,7 +288,7 @@ impl Tracer {
         let map_err = |name: &'static str| {
             move |source| TraceError::Map {
                 name,
-                source: Box::new(source),
+                source: Aya::from(source),
             }
         };
         let next = self
@@ -338,11 +339,11 @@ impl Tracer {
         let m = self.ebpf.map(map).ok_or(TraceError::Missing(map))?;
         let arr = PerCpuArray::<_, u64>::try_from(m).map_err(|source| TraceError::Map {
             name: map,
-            source: Box::new(source),
+            source: Aya::from(source),
         })?;
         let values = arr.get(&index, 0).map_err(|source| TraceError::Map {
             name: map,
-            source: Box::new(source),
+            source: Aya::from(source),
         })?;
         Ok(values.iter().sum())
     }

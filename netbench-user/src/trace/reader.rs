@@ -14,6 +14,7 @@ use tokio::{
 };
 
 use super::TraceError;
+use crate::error::Aya;
 
 /// Counters of the reader itself (the kernel's own loss counter is separate).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -47,7 +48,7 @@ impl EventReader {
     pub(super) fn new(map: Map) -> Result<Self, TraceError> {
         let ring = RingBuf::try_from(map).map_err(|source| TraceError::Map {
             name: netbench_common::names::EVENTS,
-            source: Box::new(source),
+            source: Aya::from(source),
         })?;
         // SAFETY: the fd belongs to `ring`, which the AsyncFd owns from here on; the map fd
         // stays open and unchanged until the AsyncFd is dropped.

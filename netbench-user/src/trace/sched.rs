@@ -13,6 +13,7 @@ use aya::{
 use netbench_common::names;
 
 use super::{TraceError, Tracer};
+use crate::error::Aya;
 
 /// When the server's scheduler events are traced (the run-queue split of its stage).
 /// They cost: the sched programs run at every context switch and wake-up of every
@@ -104,7 +105,7 @@ impl Tracer {
     /// or the kernel refuses an insert (the map is full).
     pub fn track_processes(&mut self, pids: &[u32]) -> Result<(), TraceError> {
         if self.sched.links.is_empty() {
-            let btf = Btf::from_sys_fs().map_err(|e| TraceError::Btf(Box::new(e)))?;
+            let btf = Btf::from_sys_fs().map_err(|e| TraceError::Btf(e.into()))?;
             // The fork hook first: a thread created while the map is seeded is caught.
             for (name, event) in [
                 (names::TP_SCHED_FORK, "sched_process_fork"),
@@ -118,16 +119,16 @@ impl Tracer {
                     .try_into()
                     .map_err(|source| TraceError::Program {
                         name,
-                        source: Box::new(source),
+                        source: Aya::from(source),
                     })?;
                 prog.load(event, &btf)
                     .map_err(|source| TraceError::Program {
                         name,
-                        source: Box::new(source),
+                        source: Aya::from(source),
                     })?;
                 let link = prog.attach().map_err(|source| TraceError::Program {
                     name,
-                    source: Box::new(source),
+                    source: Aya::from(source),
                 })?;
                 self.sched.links.push((name, link));
             }
@@ -139,7 +140,7 @@ impl Tracer {
                 .ok_or(TraceError::Missing(names::SCHED_TIDS))?;
             self.sched.tids = Some(HashMap::try_from(map).map_err(|source| TraceError::Map {
                 name: names::SCHED_TIDS,
-                source: Box::new(source),
+                source: Aya::from(source),
             })?);
         }
         let map = self
@@ -151,7 +152,7 @@ impl Tracer {
             for tid in threads_of(pid) {
                 map.insert(tid, 1, 0).map_err(|source| TraceError::Map {
                     name: names::SCHED_TIDS,
-                    source: Box::new(source),
+                    source: Aya::from(source),
                 })?;
             }
         }

@@ -8,7 +8,10 @@ use aya::{
 use netbench_common::names;
 
 use super::{HookDevice, TcMode, TraceConfig, Tracer};
-use crate::netns::{OwnedNetns, unique_name};
+use crate::{
+    error::one_line,
+    netns::{OwnedNetns, unique_name},
+};
 
 /// Outcome of one probe: `Ok(detail)` when the feature works, `Err(reason)` otherwise.
 pub type Probe = Result<String, String>;
@@ -39,12 +42,14 @@ fn tc_probe(mode: TcMode) -> Probe {
         ports: vec![1],
         ..TraceConfig::default()
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| one_line(&e))?;
     tracer
         .attach(&HookDevice::new(ns.reference(), "lo"), mode)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| one_line(&e))?;
     let n = tracer.attachments().len();
-    tracer.detach_all().map_err(|e| format!("detach: {e}"))?;
+    tracer
+        .detach_all()
+        .map_err(|e| format!("detach: {}", one_line(&e)))?;
     drop(ns);
     Ok(format!(
         "loaded, attached ingress+egress ({n} links), detached"

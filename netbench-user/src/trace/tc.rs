@@ -12,7 +12,10 @@ use aya::{
 use netbench_common::names;
 
 use super::TraceError;
-use crate::netns::{NetnsRef, in_netns};
+use crate::{
+    error::Aya,
+    netns::{NetnsRef, in_netns},
+};
 
 /// How to attach: tcx links (kernel >= 6.6) or legacy netlink filters on clsact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -71,7 +74,7 @@ pub(super) fn classifier<'a>(
         .try_into()
         .map_err(|source| TraceError::Program {
             name,
-            source: Box::new(source),
+            source: Aya::from(source),
         })
 }
 
@@ -166,7 +169,7 @@ pub(super) fn attach_both(
                     program,
                     device: device.ifname.clone(),
                     netns: device.netns.to_string(),
-                    source: Box::new(source),
+                    source: Aya::from(source),
                 });
             }
         }
@@ -201,7 +204,7 @@ pub(super) fn detach_all(ebpf: &mut Ebpf, attachments: Vec<Attachment>) -> Resul
                         program: a.program,
                         device: a.device.ifname.clone(),
                         netns: a.device.netns.to_string(),
-                        source: Box::new(source),
+                        source: Aya::from(source),
                     });
                 }
             }
