@@ -4,7 +4,7 @@
 use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
 
 use super::{DockerError, Engine, api, container, image, labels, network};
-use crate::{netlink, netns::NetnsRef};
+use crate::{error::one_line, netlink, netns::NetnsRef};
 
 /// What a cleanup removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub async fn containers(engine: &Engine, run: Option<&str>) -> Result<Removed, D
             .to_owned();
         match container::remove(engine, &id).await {
             Ok(()) => removed.containers.push(name),
-            Err(e) => removed.failures.push(e.to_string()),
+            Err(e) => removed.failures.push(one_line(&e)),
         }
     }
     Ok(removed)
@@ -94,7 +94,7 @@ pub async fn networks(engine: &Engine, run: Option<&str>) -> Result<Removed, Doc
         }
         match network::remove(engine, &name).await {
             Ok(()) => removed.networks.push(name),
-            Err(e) => removed.failures.push(e.to_string()),
+            Err(e) => removed.failures.push(one_line(&e)),
         }
     }
     Ok(removed)
@@ -122,7 +122,7 @@ pub async fn links(run: Option<&str>) -> Result<Removed, DockerError> {
         // Deleting one end of a veth removes its peer: that one is then just gone.
         match netlink::delete_link(&h, &name).await {
             Ok(()) => removed.links.push(name),
-            Err(e) => removed.failures.push(e.to_string()),
+            Err(e) => removed.failures.push(one_line(&e)),
         }
     }
     Ok(removed)
@@ -141,13 +141,13 @@ pub async fn everything(engine: &mut Engine, run: Option<&str>, images: bool) ->
             all.images.extend(r.images);
             all.failures.extend(r.failures);
         }
-        Err(e) => all.failures.push(e.to_string()),
+        Err(e) => all.failures.push(one_line(&e)),
     };
     merge(containers(engine, run).await, &mut all);
     merge(networks(engine, run).await, &mut all);
     match network::leave_swarm_if_ours(engine, run).await {
         Ok(left) => all.swarm_left = left,
-        Err(e) => all.failures.push(e.to_string()),
+        Err(e) => all.failures.push(one_line(&e)),
     }
     merge(links(run).await, &mut all);
     if images {

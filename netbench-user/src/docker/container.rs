@@ -91,13 +91,10 @@ pub async fn start(engine: &Engine, spec: &ContainerSpec) -> Result<Container, D
             .docker
             .start_container(&created.id, None)
             .await
-            .map_err(|e| {
-                DockerError::Container(format!(
-                    "starting container {} with runtime {}: {}",
-                    spec.name,
-                    spec.runtime,
-                    server_message(&e)
-                ))
+            .map_err(|e| DockerError::Start {
+                name: spec.name.clone(),
+                runtime: spec.runtime.clone(),
+                source: super::ApiError::daemon_message(e),
             })?;
         let network = match &spec.attach {
             Attach::Network(n) => Some(n.as_str()),
@@ -110,15 +107,6 @@ pub async fn start(engine: &Engine, spec: &ContainerSpec) -> Result<Container, D
         let _ = remove(engine, &created.id).await;
     }
     started
-}
-
-/// The daemon's own message for an API error (without bollard's prefix).
-#[must_use]
-pub fn server_message(e: &bollard::errors::Error) -> String {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// Inspect a running container: pid, sandbox, and its address on `network`.

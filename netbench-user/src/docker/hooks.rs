@@ -72,7 +72,7 @@ pub fn container_netns(c: &Container) -> Result<NetnsRef, DockerError> {
     let proc_ns = PathBuf::from(format!("/proc/{}/ns/net", c.pid));
     let pid_ns = std::fs::metadata(&proc_ns).map_err(|err| DockerError::File {
         path: proc_ns.clone(),
-        err,
+        source: err,
     })?;
     if let Some(key) = &c.sandbox_key
         && let Ok(m) = std::fs::metadata(key)

@@ -154,7 +154,7 @@ fn agent_file(agent: &Path) -> Result<ImageFile, DockerError> {
     }
     let data = std::fs::read(agent).map_err(|err| DockerError::File {
         path: agent.to_path_buf(),
-        err,
+        source: err,
     })?;
     Ok(ImageFile {
         path: AGENT_PATH.to_owned(),
@@ -168,12 +168,11 @@ fn agent_file(agent: &Path) -> Result<ImageFile, DockerError> {
 /// # Errors
 /// When a file cannot be read or a library cannot be found.
 pub fn server_spec(agent: &Path, stress_ng: &Path) -> Result<ImageSpec, DockerError> {
-    let closure = super::libs::host_closure(stress_ng)
-        .map_err(|e| DockerError::Image(format!("stress-ng's libraries: {e}")))?;
+    let closure = super::libs::host_closure(stress_ng).map_err(DockerError::Libraries)?;
     let read = |p: &Path| {
         std::fs::read(p).map_err(|err| DockerError::File {
             path: p.to_path_buf(),
-            err,
+            source: err,
         })
     };
     let mut files = vec![
@@ -240,9 +239,10 @@ pub struct BuiltImage {
 /// # Errors
 /// When the context cannot be made or the build fails.
 pub async fn ensure(engine: &Engine, spec: &ImageSpec) -> Result<BuiltImage, DockerError> {
-    let tar = spec
-        .context_tar()
-        .map_err(|e| DockerError::Image(format!("build context of {}: {e}", spec.repo)))?;
+    let tar = spec.context_tar().map_err(|source| DockerError::Context {
+        repo: spec.repo.to_owned(),
+        source,
+    })?;
     let (tag, content) = spec.tag_for(&tar);
     let context_bytes = tar.len();
     if let Ok(found) = engine.docker.inspect_image(&tag).await {

@@ -21,14 +21,18 @@ pub const DEFAULT_DIRS: &[&str] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum LibsError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Elf {
         path: PathBuf,
         #[source]
         source: ElfError,
     },
-    #[error("{path}: {err}")]
-    Io { path: PathBuf, err: std::io::Error },
+    #[error("{path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{needed} (needed by {by}) not found in {dirs}")]
     NotFound {
         needed: String,
@@ -163,7 +167,7 @@ pub fn closure(
 ) -> Result<Closure, LibsError> {
     let bytes = read(program).ok_or_else(|| LibsError::Io {
         path: program.to_path_buf(),
-        err: std::io::Error::from(std::io::ErrorKind::NotFound),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
     let info = dynamic_info(&bytes).map_err(|source| LibsError::Elf {
         path: program.to_path_buf(),

@@ -23,43 +23,113 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
+    /// A daemon that cannot be talked to, with the likely cause and its fix.
     #[error("dockerd not reachable: {0}")]
     Unreachable(String),
+    #[error("dockerd not reachable")]
+    UnreachableApi(#[source] ApiError),
     #[error(
         "Docker API {found} is too old: netbench needs API {}.{} (Docker Engine 19.03) or newer",
         MIN_API.0,
         MIN_API.1
     )]
     TooOld { found: String },
-    /// The API's own error is part of the message (not a separate source), so the
-    /// one-line display names it once.
-    #[error("{what}: {err}")]
+    #[error("{what}")]
     Api {
         what: String,
-        err: Box<bollard::errors::Error>,
+        #[source]
+        source: ApiError,
     },
     #[error("{what}: no answer within {secs} s")]
     Timeout { what: String, secs: u64 },
     #[error("{0}")]
     Image(String),
+    #[error("stress-ng's libraries")]
+    Libraries(#[source] libs::LibsError),
+    #[error("build context of {repo}")]
+    Context {
+        repo: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("starting container {name} with runtime {runtime}")]
+    Start {
+        name: String,
+        runtime: String,
+        #[source]
+        source: ApiError,
+    },
     #[error("{0}")]
     Container(String),
     #[error("{0}")]
     Network(String),
     #[error("{0}")]
     Hook(String),
-    #[error("{path}: {err}")]
-    File { path: PathBuf, err: io::Error },
+    #[error("{path}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
 }
+
+/// A bollard error as the last link of a chain: bollard's errors quote their own
+/// sources in their text, so this link has none.
+#[derive(Debug)]
+pub struct ApiError {
+    err: Box<bollard::errors::Error>,
+    /// Only the daemon's own message when it answered (without bollard's "Docker
+    /// responded with status code N: ").
+    daemon_message: bool,
+}
+
+impl ApiError {
+    #[must_use]
+    pub fn new(err: bollard::errors::Error) -> Self {
+        Self {
+            err: Box::new(err),
+            daemon_message: false,
+        }
+    }
+
+    /// Shown as the daemon's own message when it answered, else bollard's text.
+    #[must_use]
+    pub fn daemon_message(err: bollard::errors::Error) -> Self {
+        Self {
+            err: Box::new(err),
+            daemon_message: true,
+        }
+    }
+
+    #[must_use]
+    pub fn bollard(&self) -> &bollard::errors::Error {
+        &self.err
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.err {
+            bollard::errors::Error::DockerResponseServerError { message, .. }
+                if self.daemon_message =>
+            {
+                f.write_str(message)
+            }
+            other => other.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 /// `map_err` helper: name what was being asked of the API.
 pub(crate) fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerError {
     let what = what.into();
     move |err| DockerError::Api {
         what,
-        err: Box::new(err),
+        source: ApiError::new(err),
     }
 }
 
@@ -99,13 +169,13 @@ impl Engine {
     /// # Errors
     /// One line when the daemon is absent, does not answer, or is too old.
     pub async fn connect_local() -> Result<Self, DockerError> {
-        let docker = Docker::connect_with_local_defaults().map_err(|e| unreachable_error(&e))?;
+        let docker = Docker::connect_with_local_defaults().map_err(unreachable_error)?;
         let asked = async {
             let docker = docker
                 .negotiate_version()
                 .await
-                .map_err(|e| unreachable_error(&e))?;
-            let version = docker.version().await.map_err(|e| unreachable_error(&e))?;
+                .map_err(unreachable_error)?;
+            let version = docker.version().await.map_err(unreachable_error)?;
             let info = docker.info().await.map_err(api("docker info"))?;
             Ok::<_, DockerError>((docker, version, info))
         };
@@ -189,9 +259,9 @@ pub fn api_at_least(version: &str, min: (u32, u32)) -> bool {
 }
 
 /// One line for a daemon that cannot be talked to, naming the likely cause.
-fn unreachable_error(e: &bollard::errors::Error) -> DockerError {
+fn unreachable_error(e: bollard::errors::Error) -> DockerError {
     const HINT: &str = "start dockerd or run `cargo xtask setup`";
-    if let bollard::errors::Error::SocketNotFoundError(path) = e {
+    if let bollard::errors::Error::SocketNotFoundError(path) = &e {
         return DockerError::Unreachable(format!("no socket at {path}: {HINT}"));
     }
     let mut source = e.source();
@@ -212,14 +282,14 @@ fn unreachable_error(e: &bollard::errors::Error) -> DockerError {
     if let bollard::errors::Error::DockerResponseServerError {
         status_code: 400,
         message,
-    } = e
+    } = &e
         && message.contains("too old")
     {
         return DockerError::TooOld {
             found: message.clone(),
         };
     }
-    DockerError::Unreachable(e.to_string())
+    DockerError::UnreachableApi(ApiError::new(e))
 }
 
 #[cfg(test)]
@@ -239,7 +309,7 @@ mod tests {
 
     #[test]
     fn missing_socket_is_one_line_with_the_fix() {
-        let e = unreachable_error(&bollard::errors::Error::SocketNotFoundError(
+        let e = unreachable_error(bollard::errors::Error::SocketNotFoundError(
             "/var/run/docker.sock".into(),
         ));
         assert_eq!(
