@@ -25,14 +25,14 @@ use crate::netns::NetnsRef;
 /// the workspace's static build output.
 ///
 /// # Errors
-/// A one-line explanation when it is nowhere.
-pub fn locate() -> Result<PathBuf, String> {
+/// When it is nowhere.
+pub fn locate() -> Result<PathBuf, LocateError> {
     if let Some(p) = std::env::var_os("NETBENCH_AGENT") {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("NETBENCH_AGENT={} is not a file", p.display()))
+            Err(LocateError::NotAFile(p))
         };
     }
     let mut candidates = Vec::new();
@@ -64,17 +64,23 @@ pub fn locate() -> Result<PathBuf, String> {
     candidates
         .into_iter()
         .find(|p| crate::elf::is_static(p))
-        .ok_or_else(|| {
-            "static netbench-agent not found: run `cargo xtask build` or set NETBENCH_AGENT"
-                .to_owned()
-        })
+        .ok_or(LocateError::Missing)
+}
+
+/// Why the static agent is not found.
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error("NETBENCH_AGENT={} is not a file", .0.display())]
+    NotAFile(PathBuf),
+    #[error("static netbench-agent not found: run `cargo xtask build` or set NETBENCH_AGENT")]
+    Missing,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("{0}")]
-    NotFound(String),
-    #[error("starting the agent in netns {netns}: {source}")]
+    #[error(transparent)]
+    NotFound(#[from] LocateError),
+    #[error("starting the agent in netns {netns}")]
     Spawn {
         netns: String,
         #[source]

@@ -153,7 +153,7 @@ fn ebpf_items(results: Vec<(&'static str, crate::trace::selftest::Probe)>) -> Ve
 
 /// The agent lookup lives in `crate::agent`; doctor only reports it.
 fn locate_agent() -> Result<std::path::PathBuf, String> {
-    crate::agent::locate()
+    crate::agent::locate().map_err(|e| e.to_string())
 }
 
 /// How the agent binary links: `Ok(None)` static, `Ok(Some(loader))` dynamic.

@@ -30,6 +30,7 @@ use state::{RunState, build_images};
 
 use crate::{
     docker::{DockerError, Engines, cleanup::Removed, image, labels, network},
+    error::one_line,
     results::{Env, ReportError, Results, Status, summary},
     trace::TraceError,
 };
@@ -42,6 +43,26 @@ pub enum ExperimentError {
     Docker(#[from] DockerError),
     #[error(transparent)]
     Trace(#[from] TraceError),
+    #[error(transparent)]
+    Locate(#[from] crate::agent::LocateError),
+    /// A network creation that failed, remembered for every scenario of its pair.
+    #[error(transparent)]
+    Network(std::sync::Arc<DockerError>),
+    #[error("{scenario}")]
+    Plan {
+        scenario: String,
+        #[source]
+        source: path::PlanError,
+    },
+    #[error("building images")]
+    Images(#[source] DockerError),
+    #[error("repetition {rep} of {reps}")]
+    Repetition {
+        rep: u32,
+        reps: u32,
+        #[source]
+        source: Box<ExperimentError>,
+    },
     #[error("agent: {0}")]
     Agent(String),
     #[error("writing results")]
@@ -104,7 +125,7 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
             "--macvlan-parent: no interface '{p}' in the host network namespace"
         )));
     }
-    let agent = crate::agent::locate().map_err(ExperimentError::Config)?;
+    let agent = crate::agent::locate()?;
     let stress_ng = image::find_stress_ng();
 
     let specs = matrix::expand(cfg);
@@ -179,7 +200,10 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
             } else {
                 format!(
                     "not run: {}",
-                    matrix.as_ref().err().map_or("", |e| e.as_str())
+                    matrix
+                        .as_ref()
+                        .err()
+                        .map_or_else(String::new, |e| one_line(e))
                 )
             },
         ));
@@ -202,8 +226,8 @@ struct Ctx<'a> {
     stress_cpus: u32,
 }
 
-/// Every scenario in order. An `Err` is a reason that stops the whole matrix (the
-/// images could not be built); the scenarios not run get it as their reason.
+/// Every scenario in order. An `Err` stops the whole matrix (the images could not be
+/// built); the scenarios not run get it as their reason.
 #[expect(
     clippy::too_many_arguments,
     reason = "the run's parts, passed explicitly"
@@ -217,7 +241,7 @@ async fn run_matrix(
     stress_ng: Option<&Path>,
     results: &mut Results,
     progress: &mut Progress,
-) -> Result<(), String> {
+) -> Result<(), ExperimentError> {
     let mut images = None;
     let total = specs.len();
     for (index, (spec, decision)) in specs.iter().zip(decisions).enumerate() {
@@ -248,7 +272,7 @@ async fn run_matrix(
                 b = build_images(&state.engines, agent, stress_ng) => b,
                 () = ctx.cancel.cancelled() => return Ok(()),
             };
-            let built = built.map_err(|e| format!("building images: {e}"))?;
+            let built = built.map_err(ExperimentError::Images)?;
             progress.println(&format!(
                 "images: {} ({}), {} ({})",
                 built.agent.tag,
@@ -281,7 +305,10 @@ async fn run_matrix(
         progress.finish_scenario(&line, u64::from(ctx.cfg.reps).saturating_sub(done));
         // Keep what is done on disk: a crash or kill still leaves the finished scenarios.
         if let Err(e) = results.write(&ctx.cfg.out) {
-            progress.println(&format!("warning: writing partial results: {e}"));
+            progress.println(&format!(
+                "warning: writing partial results: {}",
+                one_line(&e)
+            ));
         }
     }
     Ok(())

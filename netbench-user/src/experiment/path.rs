@@ -25,6 +25,25 @@ fn hop(role: &str, iface: &Interface, request: HookKindTag, reply: HookKindTag) 
     }
 }
 
+/// A hook the pair needs that was not found.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{who}'s {ifname} has no veth peer")]
+    NoPeer { who: &'static str, ifname: String },
+    #[error("host pair without the server network's bridge")]
+    NoBridge,
+    #[error("{} pair without a client container", .0.name())]
+    NoClient(Driver),
+}
+
+/// The veth peer of `c`'s interface (`who`: client or server).
+fn peer_of(c: &ContainerHooks, who: &'static str) -> Result<Interface, PlanError> {
+    c.peer.clone().ok_or_else(|| PlanError::NoPeer {
+        who,
+        ifname: c.eth.ifname.clone(),
+    })
+}
+
 /// Build the plan of `driver` from the discovered hooks. `client` is None in host mode
 /// (the client is in the host namespace), where `host_bridge` is the server network's
 /// Linux bridge.
@@ -36,7 +55,7 @@ pub fn plan(
     client: Option<&ContainerHooks>,
     server: &ContainerHooks,
     host_bridge: Option<&Interface>,
-) -> Result<TracedPath, String> {
+) -> Result<TracedPath, PlanError> {
     use HookKindTag::{Egress, Ingress};
     let mut hops: Vec<Hop> = Vec::new();
     let mut segments: Vec<Segment> = Vec::new();
@@ -48,19 +67,14 @@ pub fn plan(
         }
         hops.push(h);
     };
-    let need_peer = |c: &ContainerHooks, who: &str| {
-        c.peer
-            .clone()
-            .ok_or_else(|| format!("{who}'s {} has no veth peer", c.eth.ifname))
-    };
     let guest_client = client.is_some_and(|c| c.kata_tap.is_some());
     // Client side.
     match (driver, client) {
         (Driver::Host, _) => {
-            let br = host_bridge.ok_or("host pair without the server network's bridge")?;
+            let br = host_bridge.ok_or(PlanError::NoBridge)?;
             push(hop("host", br, Egress, Ingress), None, &mut hops);
         }
-        (_, None) => return Err(format!("{} pair without a client container", driver.name())),
+        (_, None) => return Err(PlanError::NoClient(driver)),
         (_, Some(c)) => {
             if let Some(tap) = &c.kata_tap {
                 // From the client VM into the tap, redirected out of eth0.
@@ -78,7 +92,7 @@ pub fn plan(
                     "host"
                 };
                 push(
-                    hop(role, &need_peer(c, "client")?, Ingress, Egress),
+                    hop(role, &peer_of(c, "client")?, Ingress, Egress),
                     Some(("veth-client", "veth-client-reply")),
                     &mut hops,
                 );
@@ -99,7 +113,7 @@ pub fn plan(
             "host"
         };
         push(
-            hop(role, &need_peer(server, "server")?, Egress, Ingress),
+            hop(role, &peer_of(server, "server")?, Egress, Ingress),
             Some(("bridge", "bridge-reply")),
             &mut hops,
         );

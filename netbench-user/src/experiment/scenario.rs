@@ -145,11 +145,11 @@ pub(super) async fn run_scenario(
             };
             let (lat, bw) = rep_result.map_err(|e| match e {
                 ExperimentError::Interrupted => e,
-                other => ExperimentError::Config(format!(
-                    "repetition {} of {}: {other}",
-                    rep + 1,
-                    cfg.reps
-                )),
+                other => ExperimentError::Repetition {
+                    rep: rep + 1,
+                    reps: cfg.reps,
+                    source: Box::new(other),
+                },
             })?;
             acc.add(lat, &bw);
             progress.rep_done();
@@ -172,7 +172,7 @@ pub(super) async fn run_scenario(
             acc.reps.len(),
             cfg.reps
         ),
-        other => other.to_string(),
+        other => crate::error::one_line(&other),
     });
     acc.into_scenario(spec, plan.as_ref(), error, cfg.bandwidth_tracing.name())
 }
@@ -191,7 +191,7 @@ async fn set_up_pair(
     let network = state
         .network(cfg, spec.driver)
         .await
-        .map_err(ExperimentError::Config)?;
+        .map_err(ExperimentError::Network)?;
     let run = state.run.clone();
     // Upper bound of the containers' life: the agent exits by itself after this.
     let per_rep = cfg.duration_s + 60 + cfg.probes / 100;
@@ -299,7 +299,10 @@ async fn find_plan(
         &server_hooks,
         bridge.as_ref(),
     )
-    .map_err(|e| DockerError::Hook(format!("{}: {e}", spec.id)))?;
+    .map_err(|source| ExperimentError::Plan {
+        scenario: spec.id.clone(),
+        source,
+    })?;
     Ok(plan)
 }
 

@@ -1,6 +1,6 @@
 //! What a run creates and holds (engines, networks, the swarm plan, the macvlan parent,
 //! its images), and its removal.
-use std::{collections::HashMap, path::Path};
+use std::{collections::HashMap, path::Path, sync::Arc};
 
 use super::matrix::{Driver, RunConfig};
 use crate::docker::{
@@ -21,7 +21,7 @@ pub(super) struct RunState {
     pub(super) run: String,
     pub(super) engines: Engines,
     pub(super) swarm: SwarmPlan,
-    pub(super) networks: HashMap<&'static str, Result<Network, String>>,
+    pub(super) networks: HashMap<&'static str, Result<Network, Arc<DockerError>>>,
     pub(super) macvlan_parent: Option<MacvlanParent>,
     /// The run record (results.json's config), with where each scenario was traced.
     pub(super) record: super::record::RunRecord,
@@ -34,15 +34,12 @@ impl RunState {
         &mut self,
         cfg: &RunConfig,
         driver: Driver,
-    ) -> Result<Network, String> {
+    ) -> Result<Network, Arc<DockerError>> {
         let kind = driver.network();
         if let Some(n) = self.networks.get(kind) {
             return n.clone();
         }
-        let made = self
-            .create_network(cfg, kind)
-            .await
-            .map_err(|e| e.to_string());
+        let made = self.create_network(cfg, kind).await.map_err(Arc::new);
         self.networks.insert(kind, made.clone());
         made
     }
@@ -91,7 +88,7 @@ impl RunState {
             && parent.owned
             && let Err(e) = network::delete_parent(&parent).await
         {
-            removed.failures.push(e.to_string());
+            removed.failures.push(crate::error::one_line(&e));
         }
         removed
     }
