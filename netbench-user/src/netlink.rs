@@ -16,13 +16,13 @@ use crate::netns::{NetnsRef, in_netns};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
-    #[error("netlink in netns {netns}: {source}")]
+    #[error("netlink in netns {netns}")]
     Socket {
         netns: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Request {
         what: String,
         #[source]
@@ -30,7 +30,7 @@ pub enum NetlinkError {
     },
     #[error("no device {0}")]
     NoDevice(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

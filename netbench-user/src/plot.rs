@@ -20,9 +20,16 @@ use crate::results::{Results, RttSource, Scenario};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
-    #[error("drawing {path}: {msg}")]
-    Draw { path: PathBuf, msg: String },
+    #[error("drawing {path}")]
+    Draw {
+        path: PathBuf,
+        #[source]
+        source: DrawError,
+    },
 }
+
+/// What plotters reports for the SVG backend.
+pub type DrawError = plotters::drawing::DrawingAreaErrorKind<std::io::Error>;
 
 /// One horizontal bar: its value, an optional +/- error, its series.
 struct Bar {
@@ -146,10 +153,10 @@ fn observer_rows(scenarios: &[&Scenario]) -> Vec<(String, Vec<Bar>)> {
         .collect()
 }
 
-fn draw_err(path: &Path) -> impl Fn(String) -> PlotError + '_ {
-    move |msg| PlotError::Draw {
+fn draw_err(path: &Path) -> impl Fn(DrawError) -> PlotError + '_ {
+    move |source| PlotError::Draw {
         path: path.to_path_buf(),
-        msg,
+        source,
     }
 }
 
@@ -184,7 +191,7 @@ fn bars(
     let n = rows.len();
     let per_row = 18 * u32::try_from(series.len()).unwrap_or(1) + 14;
     let root = SVGBackend::new(path, (1000, row_height(n, per_row))).into_drawing_area();
-    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    root.fill(&WHITE).map_err(&e)?;
     let max = rows
         .iter()
         .flat_map(|(_, b)| b.iter().map(|b| b.value + b.err.unwrap_or(0.0)))
@@ -205,7 +212,7 @@ fn bars(
         });
         chart
             .draw_series(rects)
-            .map_err(|x| e(x.to_string()))?
+            .map_err(&e)?
             .label(*name)
             .legend(move |(x, y)| legend_mark(x, y, color));
         let whiskers = rows.iter().enumerate().flat_map(|(i, (_, bars))| {
@@ -218,7 +225,7 @@ fn bars(
                 ))
             })
         });
-        chart.draw_series(whiskers).map_err(|x| e(x.to_string()))?;
+        chart.draw_series(whiskers).map_err(&e)?;
         let values = rows.iter().enumerate().flat_map(|(i, (_, bars))| {
             bars.iter().filter(|b| b.series == s).map(move |b| {
                 let y = (n - 1 - i) as f64 + 0.4 - band * (s as f64) - band * 0.45;
@@ -232,7 +239,7 @@ fn bars(
                 )
             })
         });
-        chart.draw_series(values).map_err(|x| e(x.to_string()))?;
+        chart.draw_series(values).map_err(&e)?;
     }
     finish(&root, &mut chart, SeriesLabelPosition::LowerRight).map_err(e)
 }
@@ -248,21 +255,19 @@ fn row_chart<'a, 'b>(
     x_desc: &str,
     labels: &[String],
     x_max: f64,
-) -> Result<RowChart<'a, 'b>, String> {
+) -> Result<RowChart<'a, 'b>, DrawError> {
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(label_width(labels.iter().map(String::len)))
-        .build_cartesian_2d(0.0..x_max, y_range(labels.len()))
-        .map_err(|x| x.to_string())?;
+        .build_cartesian_2d(0.0..x_max, y_range(labels.len()))?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(0)
         .x_desc(x_desc)
-        .draw()
-        .map_err(|x| x.to_string())?;
+        .draw()?;
     row_labels(root, &chart, labels)?;
     Ok(chart)
 }
@@ -277,15 +282,14 @@ fn finish<'a, 'b: 'a>(
     root: &DrawingArea<SVGBackend<'b>, Shift>,
     chart: &mut RowChart<'a, 'b>,
     position: SeriesLabelPosition,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     chart
         .configure_series_labels()
         .position(position)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
-        .draw()
-        .map_err(|x| x.to_string())?;
-    root.present().map_err(|x| x.to_string())
+        .draw()?;
+    root.present()
 }
 
 /// Row labels left of the plotting area, one per row, top to bottom.
@@ -294,7 +298,7 @@ fn row_labels(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
     chart: &RowChart<'_, '_>,
     labels: &[String],
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let n = labels.len();
     let font = ("sans-serif", 13)
         .into_font()
@@ -302,8 +306,7 @@ fn row_labels(
         .pos(Pos::new(HPos::Right, VPos::Center));
     for (i, label) in labels.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(0.0, (n - 1 - i) as f64));
-        root.draw(&Text::new(label.clone(), (x - 8, y), font.clone()))
-            .map_err(|x| x.to_string())?;
+        root.draw(&Text::new(label.clone(), (x - 8, y), font.clone()))?;
     }
     Ok(())
 }
@@ -324,7 +327,7 @@ fn stacked(path: &Path, scenarios: &[&Scenario]) -> Result<(), PlotError> {
     }
     let height = row_height(n, 28).max(160 + 18 * u32::try_from(names.len()).unwrap_or(0));
     let root = SVGBackend::new(path, (1200, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    root.fill(&WHITE).map_err(&e)?;
     let max = scenarios
         .iter()
         .map(|s| s.stages.iter().map(|st| st.mean_us).sum::<f64>())
@@ -353,7 +356,7 @@ fn stacked(path: &Path, scenarios: &[&Scenario]) -> Result<(), PlotError> {
         });
         chart
             .draw_series(rects)
-            .map_err(|x| e(x.to_string()))?
+            .map_err(&e)?
             .label(*name)
             .legend(move |(x, y)| legend_mark(x, y, color));
     }

@@ -43,7 +43,7 @@ impl Stress {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StressError {
-    #[error("starting stress-ng (install it with `cargo xtask setup`): {0}")]
+    #[error("starting stress-ng (install it with `cargo xtask setup`)")]
     Spawn(#[source] std::io::Error),
     #[error("stress-ng exited at once ({0}): is the option valid here?")]
     Exited(std::process::ExitStatus),

@@ -25,13 +25,13 @@ pub(super) struct Finished {
 pub(super) enum RunError {
     #[error("{program} not found")]
     NotFound { program: String },
-    #[error("starting {program}: {source}")]
+    #[error("starting {program}")]
     Spawn {
         program: String,
         #[source]
         source: io::Error,
     },
-    #[error("waiting for {program}: {source}")]
+    #[error("waiting for {program}")]
     Wait {
         program: String,
         #[source]
@@ -197,7 +197,7 @@ fn version_from(
             Status::Missing,
             format!("{program} not installed (Debian package {package})"),
         ),
-        Err(e) => Item::new(name, Status::Failed, e.to_string()),
+        Err(e) => Item::new(name, Status::Failed, crate::error::one_line(&e)),
     }
 }
 

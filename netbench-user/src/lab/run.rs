@@ -28,21 +28,21 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
-    #[error("building the topology: {0}")]
+    #[error("building the topology")]
     Topology(#[from] NetlinkError),
-    #[error("{0}")]
+    #[error(transparent)]
     Trace(#[from] TraceError),
-    #[error("{0}")]
+    #[error(transparent)]
     Agent(#[from] AgentError),
-    #[error("writing results: {0}")]
+    #[error("writing results")]
     Output(#[from] ReportError),
     #[error("no probe crossed every hop (nothing to report): {0}")]
     NothingMatched(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Stress(#[from] crate::stress::StressError),
-    #[error("VMM stand-in: {0}")]
+    #[error("VMM stand-in")]
     Vmm(#[source] std::io::Error),
-    #[error("reader task: {0}")]
+    #[error("reader task")]
     Join(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Placement(String),

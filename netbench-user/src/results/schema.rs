@@ -22,13 +22,13 @@ pub const OBSERVER_LIMIT: f64 = 0.05;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a netbench results.json: {source}")]
+    #[error("{path}: not a netbench results.json")]
     Parse {
         path: PathBuf,
         #[source]
@@ -36,7 +36,7 @@ pub enum ReportError {
     },
     #[error("{path}: results schema {schema}, this netbench reads {OLDEST_SCHEMA} to {SCHEMA}")]
     Schema { path: PathBuf, schema: u32 },
-    #[error("serialising the results: {0}")]
+    #[error("serialising the results")]
     Serialize(#[source] serde_json::Error),
 }
 

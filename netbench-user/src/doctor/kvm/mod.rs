@@ -133,7 +133,7 @@ fn classify(outcome: Result<tools::Finished, RunError>) -> KvmProbe {
             }
             KvmProbe::NotUsable(why)
         }
-        Err(e) => KvmProbe::ProbeFailed(e.to_string()),
+        Err(e) => KvmProbe::ProbeFailed(crate::error::one_line(&e)),
     }
 }
 
@@ -159,7 +159,7 @@ pub fn child_main() -> i32 {
             1
         }
         Err(e) => {
-            println!("{e}");
+            println!("{}", crate::error::one_line(&e));
             1
         }
     }

@@ -123,9 +123,9 @@ const _: () = {
 
 #[derive(Debug, thiserror::Error)]
 pub(super) enum ProbeError {
-    #[error("opening /dev/kvm: {0}")]
+    #[error("opening /dev/kvm")]
     Open(#[source] io::Error),
-    #[error("{name}: {source}")]
+    #[error("{name}")]
     Ioctl {
         name: &'static str,
         #[source]
@@ -133,7 +133,7 @@ pub(super) enum ProbeError {
     },
     #[error("KVM API version {0}, expected {KVM_API_VERSION}")]
     ApiVersion(c_int),
-    #[error("mmap of {what}: {source}")]
+    #[error("mmap of {what}")]
     Mmap {
         what: &'static str,
         #[source]
