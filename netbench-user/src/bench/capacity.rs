@@ -1,8 +1,9 @@
 //! Capacity: how many hop events per second reach userspace without loss. The agent's
 //! `blast` sends one-way probe datagrams across a lab path at stepped rates; every
 //! datagram produces one event at each traced hop it crosses. Each step runs a fresh
-//! trace session (clean counters) with the ring size under test; loss is the kernel's
-//! reserve failures plus the reader's channel drops. The ladder shows where loss
+//! trace session (clean counters) streaming through the ring buffer (`streaming`: the
+//! reader drains it while the senders run) with the ring size under test; loss is the
+//! kernel's reserve failures plus the reader's channel drops. The ladder shows where loss
 //! starts; the target is decided on repetitions of the top steps (the highest
 //! loss-free rate of each repetition, with its 95% CI).
 use std::time::{Duration, Instant};

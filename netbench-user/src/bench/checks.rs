@@ -148,7 +148,7 @@ fn observer_problems(p: &mut Vec<String>, o: &super::EffectFigures) {
         }
         if run.events_lost > 0 {
             p.push(format!(
-                "{what}: {} events lost in a ring sized for the block",
+                "{what}: {} events lost in a recorder sized for the block",
                 run.events_lost
             ));
         }

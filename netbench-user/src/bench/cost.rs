@@ -149,8 +149,8 @@ const VARIANTS: [Variant; 6] = [
         mode: TraceMode::Events,
         on_probe_port: true,
         label: "events",
-        what: "every packet is a probe: as count-only, plus clock, netns cookie, ring-buffer \
-               reserve and submit (no wake-up below the ring's fill watermark)",
+        what: "every packet is a probe: as count-only, plus clock and CPU id, and the event \
+               written to a per-CPU recorder slot (read after the run: no ring, no reader)",
         target_ns: Some(TARGET_PROBE_COST_NS),
         target_for: "probe packets, events mode",
     },
@@ -188,8 +188,8 @@ const VARIANTS: [Variant; 6] = [
         mode: TraceMode::Events,
         on_probe_port: true,
         label: "events",
-        what: "one-way probe datagrams at a steady rate: every packet is a probe; submits wake \
-               no one below the fill watermark, the reader drains on its timer",
+        what: "one-way probe datagrams at a steady rate: every packet is a probe, its event \
+               written to a per-CPU recorder slot as under rr (no reader runs)",
         target_ns: Some(TARGET_PROBE_COST_NS),
         target_for: "probe packets, events mode",
     },
@@ -307,7 +307,7 @@ fn ports_of(v: Variant) -> Vec<u16> {
     }
 }
 
-/// Events a variant's load produces (sizes the ring so none is lost to its size).
+/// Events a variant's load produces (sizes the recorder so none is lost to its size).
 fn expected_events(config: &BenchConfig, v: Variant, hooks: u64) -> u64 {
     match (v.load, v.mode) {
         // Request and reply at every hook.

@@ -1,8 +1,9 @@
 //! The observer effect on the lab paths: what tracing does to the round trip it
 //! measures. Interleaved blocks of traced and untraced `rr` probes (ABBA order, see
 //! [`crate::block::order`]) on the same namespaces and the same server, traced as
-//! `netbench lab` traces (events mode at every hook, the server's threads' scheduler
-//! events), on the veth and the bridge path, with client and server on one CPU and on
+//! `netbench lab` traces (events mode at every hook into the recorder, read after each
+//! block; the scheduler programs only where `--sched auto` runs them, so not on these
+//! idle paths), on the veth and the bridge path, with client and server on one CPU and on
 //! two; traced / untraced p50 and p99 with a 95% CI from the per-pair ratios
 //! ([`crate::observer::observer_effect`]).
 use serde::Serialize;

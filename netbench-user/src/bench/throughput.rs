@@ -23,12 +23,12 @@ use crate::{
 pub const OFF_WHAT: &str = "no netbench program attached";
 pub const COUNT_ONLY_WHAT: &str = "tc programs on ingress and egress of the path's 4 devices, \
      count-only: every packet is parsed down to its L4 ports; the stream's packets (on a probe \
-     port) also get the 24-byte payload header check and a per-CPU counter; nothing goes to \
-     the ring buffer";
-pub const FULL_WHAT: &str = "the same attachments in events mode with the ring-buffer reader \
-     running: a probe packet (payload header) would also reserve and submit a 56-byte event; \
-     bulk stream packets carry no header, so per packet this is the same parse, header check \
-     and counter as count-only";
+     port) also get the 24-byte payload header check and a per-CPU counter; no event is \
+     written";
+pub const FULL_WHAT: &str = "the same attachments in events mode, events to the recorder \
+     (per-CPU slots read after the stream; no reader runs): a probe packet (payload header) \
+     would also read the clock and write a 56-byte slot; bulk stream packets carry no header, \
+     so per packet this is the same parse, header check and counter as count-only";
 pub const STATS_WHAT: &str = "count-only with BPF run-time statistics on (two clock reads \
      more per run): gives the programs' run time for the CPU share; not used for a loss";
 
