@@ -63,9 +63,17 @@ pub async fn measure(config: &BenchConfig) -> DockerEffect {
     fig.seconds = started.elapsed().as_secs_f64();
     match result {
         Err(ExperimentError::Docker(e)) => {
-            fig.unsupported = Some(format!("Docker is not usable here: {e}"));
+            fig.unsupported = Some(format!(
+                "Docker is not usable here: {}",
+                crate::error::one_line(&e)
+            ));
         }
-        Err(e) => fig.unsupported = Some(format!("netbench run failed: {e}")),
+        Err(e) => {
+            fig.unsupported = Some(format!(
+                "netbench run failed: {}",
+                crate::error::one_line(&e)
+            ));
+        }
         Ok(outcome) => {
             let scenario = outcome
                 .results

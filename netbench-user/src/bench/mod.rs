@@ -70,23 +70,23 @@ pub const MSG_SIZE: u32 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    #[error("building the lab {path} path: {source}")]
+    #[error("building the lab {path} path")]
     Topology {
         path: &'static str,
         #[source]
         source: NetlinkError,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Trace(#[from] TraceError),
-    #[error("{0}")]
+    #[error(transparent)]
     Agent(#[from] AgentError),
     #[error("{tool}: {msg}")]
     Tool { tool: &'static str, msg: String },
     #[error("BPF run-time statistics: {0}")]
     Stats(String),
-    #[error("task: {0}")]
+    #[error("task")]
     Join(#[from] tokio::task::JoinError),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -361,11 +361,9 @@ fn keep<T>(
     match result {
         Ok(v) => Some(v),
         Err(e) => {
-            progress(&format!("{section} failed: {e}"));
-            errors.push(SectionError {
-                section,
-                error: e.to_string(),
-            });
+            let error = crate::error::one_line(&e);
+            progress(&format!("{section} failed: {error}"));
+            errors.push(SectionError { section, error });
             None
         }
     }
