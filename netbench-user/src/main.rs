@@ -349,7 +349,7 @@ fn cleanup_docker(images: bool) -> anyhow::Result<(usize, usize)> {
         let mut engine = match netbench::docker::Engine::connect_local().await {
             Ok(e) => e,
             Err(e) => {
-                println!("docker: skipped ({e})");
+                println!("docker: skipped ({})", netbench::error::one_line(&e));
                 // Links netbench created for macvlan do not need the daemon.
                 let links = netbench::docker::cleanup::links(None).await?;
                 for line in links.lines() {
@@ -409,19 +409,26 @@ fn run_bench(
     })
 }
 
-/// The error and its causes on one line, skipping a cause whose text the line already
-/// holds (many errors quote their source in their own message).
+/// The error and its causes on one line (each says only its own context: see
+/// docs/architecture.md, "Errors").
 fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
+    netbench::error::one_line(e.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn an_error_chain_is_one_line() {
+        let e = anyhow::Error::new(netbench::trace::TraceError::Netns {
+            netns: "nb-client".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        })
+        .context("lab veth");
+        assert_eq!(
+            one_line(&e),
+            "lab veth: entering netns nb-client: No such file or directory (os error 2)"
+        );
     }
-    line
 }
