@@ -4,6 +4,8 @@ use std::{net::Ipv4Addr, time::Duration};
 
 use serde::Serialize;
 
+use tokio::process::Command;
+
 use super::{
     BenchError,
     process::{Server, command, run_client},
@@ -138,6 +140,30 @@ fn tool_error(tool: &'static str, msg: impl Into<String>) -> BenchError {
     }
 }
 
+/// The tool `name` with `args` in `ns` (pinned to `cpu` if given), labelled by its name.
+fn tool(
+    ns: &NetnsRef,
+    name: &'static str,
+    args: &[&str],
+    cpu: Option<usize>,
+) -> Result<Command, BenchError> {
+    let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
+    command(ns, name, name, &args, cpu)
+}
+
+/// Run the client `name` with `args` in `ns` for its `seconds` (30 s of grace); its
+/// stdout.
+async fn run_tool(
+    ns: &NetnsRef,
+    name: &'static str,
+    args: &[&str],
+    seconds: u32,
+    cpu: Option<usize>,
+) -> Result<String, BenchError> {
+    let limit = Duration::from_secs(u64::from(seconds) + 30);
+    run_client(tool(ns, name, args, cpu)?, name, limit).await
+}
+
 /// `sockperf server` (UDP) on `ip:port` in `ns`.
 ///
 /// # Errors
@@ -148,13 +174,8 @@ pub async fn sockperf_server(
     port: u16,
     cpu: Option<usize>,
 ) -> Result<Server, BenchError> {
-    let args = ["server", "-i", &ip.to_string(), "-p", &port.to_string()].map(str::to_owned);
-    Server::start(
-        command(ns, "sockperf", "sockperf", &args, cpu)?,
-        "sockperf",
-        "listen on",
-    )
-    .await
+    let args = ["server", "-i", &ip.to_string(), "-p", &port.to_string()];
+    Server::start(tool(ns, "sockperf", &args, cpu)?, "sockperf", "listen on").await
 }
 
 /// `iperf3 -s -1` (one test, then it exits) on `ip:port` in `ns`.
@@ -175,10 +196,9 @@ pub async fn iperf3_server(
         &ip.to_string(),
         "-p",
         &port.to_string(),
-    ]
-    .map(str::to_owned);
+    ];
     Server::start(
-        command(ns, "iperf3", "iperf3", &args, cpu)?,
+        tool(ns, "iperf3", &args, cpu)?,
         "iperf3",
         "Server listening",
     )
@@ -211,11 +231,8 @@ pub async fn sockperf_ping_pong(
         "--full-rtt",
         // CLOCK_MONOTONIC, the agent's clock, instead of sockperf's own TSC reading.
         "--no-rdtsc",
-    ]
-    .map(str::to_owned);
-    let limit = Duration::from_secs(u64::from(seconds) + 30);
-    let cmd = command(ns, "sockperf", "sockperf", &args, cpu)?;
-    let out = run_client(cmd, "sockperf", limit).await?;
+    ];
+    let out = run_tool(ns, "sockperf", &args, seconds, cpu).await?;
     parse_sockperf(&out).map_err(|e| tool_error("sockperf", e))
 }
 
@@ -238,11 +255,8 @@ pub async fn iperf3_client(
         "-t",
         &seconds.to_string(),
         "-J",
-    ]
-    .map(str::to_owned);
-    let limit = Duration::from_secs(u64::from(seconds) + 30);
-    let cmd = command(ns, "iperf3", "iperf3", &args, cpu)?;
-    let out = run_client(cmd, "iperf3", limit).await?;
+    ];
+    let out = run_tool(ns, "iperf3", &args, seconds, cpu).await?;
     parse_iperf3(&out).map_err(|e| tool_error("iperf3", e))
 }
 

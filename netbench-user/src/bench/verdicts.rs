@@ -39,13 +39,18 @@ fn cost_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
 
 fn throughput_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
     let t = r.throughput.as_ref();
-    let mode = |m| t.and_then(|t| t.mode(m));
-    let count_only = mode("count-only");
-    v.push(Verdict::new(
-        "stream throughput loss, count-only (paired)",
-        count_only.and_then(|m| m.loss_pct),
-        count_only.and_then(|m| m.loss_ci95_pct),
-        "%",
+    let loss = |mode: &str, target| {
+        let m = t.and_then(|t| t.mode(mode));
+        Verdict::new(
+            &format!("stream throughput loss, {mode} (paired)"),
+            m.and_then(|m| m.loss_pct),
+            m.and_then(|m| m.loss_ci95_pct),
+            "%",
+            target,
+        )
+    };
+    v.push(loss(
+        "count-only",
         Target::AtMost {
             limit: TARGET_COUNT_ONLY_LOSS_PCT,
         },
@@ -58,14 +63,7 @@ fn throughput_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
             limit: TARGET_COUNT_ONLY_LOSS_PCT,
         },
     ));
-    let full = mode("full");
-    v.push(Verdict::new(
-        "stream throughput loss, full (paired)",
-        full.and_then(|m| m.loss_pct),
-        full.and_then(|m| m.loss_ci95_pct),
-        "%",
-        Target::None,
-    ));
+    v.push(loss("full", Target::None));
 }
 
 fn capacity_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
