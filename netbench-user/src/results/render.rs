@@ -209,7 +209,12 @@ mod tests {
             ),
             "{shown}"
         );
-        assert!(shown.contains("990 matched, 3 timed out, 5 with missing hops, 2 non-causal; 4 events lost"), "{shown}");
+        assert!(
+            shown.contains(
+                "990 matched, 3 timed out, 5 with missing hops, 2 non-causal; 4 events lost"
+            ),
+            "{shown}"
+        );
         // Within 5% on both: no warning.
         if let Some(e) = r.scenarios[0].observer_effect.as_mut() {
             e.p99.ratio = 1.05;
