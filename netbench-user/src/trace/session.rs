@@ -69,7 +69,8 @@ pub struct SessionConfig {
     pub devices: Vec<HookDevice>,
     pub tc_mode: TcMode,
     /// Events the measurement is expected to produce (probes x hook points, plus
-    /// scheduler events): sizes the ring. Ignored when `ring_bytes` is set.
+    /// scheduler events): sizes the recorder, or the ring when streaming (unless
+    /// `ring_bytes` is set).
     pub expected_events: u64,
     /// An explicit ring size (power of two, page multiple), e.g. to test losses.
     pub ring_bytes: Option<u32>,
