@@ -88,6 +88,8 @@ pub mod counter {
 /// Where in the datapath an event was taken.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "user", serde(rename_all = "kebab-case"))]
 pub enum HookKind {
     /// tc ingress (clsact ingress / tcx ingress) of a device.
     TcIngress = 1,
@@ -101,6 +103,21 @@ pub enum HookKind {
     SchedWakeup = 5,
     /// `sched:sched_switch` onto a traced thread: it started running.
     SchedSwitchIn = 6,
+}
+
+impl HookKind {
+    /// Short name, as point names use it (`ingress`, `egress`, `app-send`, ...).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TcIngress => "ingress",
+            Self::TcEgress => "egress",
+            Self::AppSend => "app-send",
+            Self::AppRecv => "app-recv",
+            Self::SchedWakeup => "sched-wakeup",
+            Self::SchedSwitchIn => "sched-switch-in",
+        }
+    }
 }
 
 impl TryFrom<u32> for HookKind {
@@ -121,6 +138,8 @@ impl TryFrom<u32> for HookKind {
 /// Direction of a probe message.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "user", serde(rename_all = "kebab-case"))]
 pub enum Direction {
     Request = 0,
     Reply = 1,

@@ -25,37 +25,13 @@ pub enum PointSource {
     ClientSend,
     /// The client agent's receive stamp.
     ClientRecv,
-    /// A tc hook on a device, for one probe direction.
+    /// A tc hook on a device, for one probe direction (`kind` is `TcIngress` or
+    /// `TcEgress`).
     Tc {
-        kind: HookKindTag,
-        dir: DirTag,
+        kind: HookKind,
+        dir: Direction,
         device: DeviceId,
     },
-}
-
-/// Serializable mirror of [`HookKind`] for tc points.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HookKindTag {
-    Ingress,
-    Egress,
-}
-
-/// Serializable mirror of [`Direction`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DirTag {
-    Request,
-    Reply,
-}
-
-impl From<Direction> for DirTag {
-    fn from(d: Direction) -> Self {
-        match d {
-            Direction::Request => Self::Request,
-            Direction::Reply => Self::Reply,
-        }
-    }
 }
 
 /// One named point on a path.
@@ -192,19 +168,18 @@ pub fn correlate(
             stats.unplaced_events += 1;
             continue;
         };
-        let kind = match kind {
-            HookKind::TcIngress => HookKindTag::Ingress,
-            HookKind::TcEgress => HookKindTag::Egress,
+        match kind {
+            HookKind::TcIngress | HookKind::TcEgress => {}
             HookKind::AppSend | HookKind::AppRecv => {
                 stats.unplaced_events += 1;
                 continue;
             }
             // Scheduler events carry no probe identity: see `runqueue`.
             HookKind::SchedWakeup | HookKind::SchedSwitchIn => continue,
-        };
+        }
         let source = PointSource::Tc {
             kind,
-            dir: dir.into(),
+            dir,
             device: DeviceId {
                 ifindex: ev.ifindex,
             },
@@ -270,7 +245,7 @@ mod tests {
     const C: DeviceId = DeviceId { ifindex: 2 };
     const S: DeviceId = DeviceId { ifindex: 3 };
 
-    fn tc(kind: HookKindTag, dir: DirTag, device: DeviceId) -> PointSource {
+    fn tc(kind: HookKind, dir: Direction, device: DeviceId) -> PointSource {
         PointSource::Tc { kind, dir, device }
     }
 
@@ -284,19 +259,19 @@ mod tests {
                 p("client-send", PointSource::ClientSend),
                 p(
                     "client-eth-egress",
-                    tc(HookKindTag::Egress, DirTag::Request, C),
+                    tc(HookKind::TcEgress, Direction::Request, C),
                 ),
                 p(
                     "server-eth-ingress",
-                    tc(HookKindTag::Ingress, DirTag::Request, S),
+                    tc(HookKind::TcIngress, Direction::Request, S),
                 ),
                 p(
                     "server-eth-egress",
-                    tc(HookKindTag::Egress, DirTag::Reply, S),
+                    tc(HookKind::TcEgress, Direction::Reply, S),
                 ),
                 p(
                     "client-eth-ingress",
-                    tc(HookKindTag::Ingress, DirTag::Reply, C),
+                    tc(HookKind::TcIngress, Direction::Reply, C),
                 ),
                 p("client-recv", PointSource::ClientRecv),
             ],

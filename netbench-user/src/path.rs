@@ -4,8 +4,10 @@
 //! what is reported differently from what is traced (merged stages, a client on its own
 //! clock). Lab topologies and Docker hook discovery both produce one; correlation and
 //! [`crate::analysis::analyze`] consume it.
+use netbench_common::HookKind;
+
 use crate::{
-    correlate::{HookKindTag, PathSpec, Point, PointSource},
+    correlate::{PathSpec, Point, PointSource},
     stages::{GUEST_TURN, PathHook, SERVER_TURN, explicit_path},
     trace::HookDevice,
 };
@@ -18,8 +20,8 @@ pub struct Hop {
     pub device: HookDevice,
     pub ifindex: u32,
     /// tc direction the request crosses it in, and the reply.
-    pub request: HookKindTag,
-    pub reply: HookKindTag,
+    pub request: HookKind,
+    pub reply: HookKind,
 }
 
 /// Consecutive traced stages `[from, to)` reported as the one stage `into`; the parts
@@ -65,9 +67,9 @@ impl TracedPath {
             .enumerate()
             .map(|(i, (name, device, ifindex))| {
                 let (request, reply) = if i % 2 == 0 {
-                    (HookKindTag::Egress, HookKindTag::Ingress)
+                    (HookKind::TcEgress, HookKind::TcIngress)
                 } else {
-                    (HookKindTag::Ingress, HookKindTag::Egress)
+                    (HookKind::TcIngress, HookKind::TcEgress)
                 };
                 Hop {
                     name,
@@ -89,7 +91,7 @@ impl TracedPath {
         }
     }
 
-    fn path_hooks(&self) -> (Vec<PathHook>, Vec<(HookKindTag, HookKindTag)>) {
+    fn path_hooks(&self) -> (Vec<PathHook>, Vec<(HookKind, HookKind)>) {
         (
             self.hops
                 .iter()
@@ -187,10 +189,7 @@ impl TracedPath {
     /// and the tc direction of request and reply.
     #[must_use]
     pub fn describe(&self) -> serde_json::Value {
-        let kind = |k: HookKindTag| match k {
-            HookKindTag::Egress => "egress",
-            HookKindTag::Ingress => "ingress",
-        };
+        let kind = HookKind::name;
         serde_json::json!({
             "guest_client": self.guest_client,
             "kata_taps": self.kata_taps,
@@ -230,11 +229,7 @@ mod tests {
         assert_eq!(p.traced_path().points.len(), 8);
         assert_eq!(
             p.hops.iter().map(|h| h.request).collect::<Vec<_>>(),
-            [
-                HookKindTag::Egress,
-                HookKindTag::Ingress,
-                HookKindTag::Egress
-            ]
+            [HookKind::TcEgress, HookKind::TcIngress, HookKind::TcEgress]
         );
         p.merges.push(Merge {
             into: "m".into(),

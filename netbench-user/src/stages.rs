@@ -3,8 +3,10 @@
 //! reports is defined here.
 use serde::{Deserialize, Serialize};
 
+use netbench_common::{Direction, HookKind};
+
 use crate::{
-    correlate::{DeviceId, DirTag, HookKindTag, PathSpec, Point, PointSource, Timeline},
+    correlate::{DeviceId, PathSpec, Point, PointSource, Timeline},
     stats::summarize,
 };
 
@@ -80,7 +82,7 @@ pub struct PathHook {
     pub ifindex: u32,
 }
 
-fn tc_point(name: String, kind: HookKindTag, dir: DirTag, ifindex: u32) -> Point {
+fn tc_point(name: String, kind: HookKind, dir: Direction, ifindex: u32) -> Point {
     Point {
         name,
         source: PointSource::Tc {
@@ -96,12 +98,12 @@ fn tc_point(name: String, kind: HookKindTag, dir: DirTag, ifindex: u32) -> Point
 /// client send, request points, reply points, client receive.
 #[must_use]
 pub fn alternating_path(hooks: &[PathHook], stage_names: &[&str]) -> PathSpec {
-    let kinds: Vec<(HookKindTag, HookKindTag)> = (0..hooks.len())
+    let kinds: Vec<(HookKind, HookKind)> = (0..hooks.len())
         .map(|i| {
             if i % 2 == 0 {
-                (HookKindTag::Egress, HookKindTag::Ingress)
+                (HookKind::TcEgress, HookKind::TcIngress)
             } else {
-                (HookKindTag::Ingress, HookKindTag::Egress)
+                (HookKind::TcIngress, HookKind::TcEgress)
             }
         })
         .collect();
@@ -112,13 +114,10 @@ pub fn alternating_path(hooks: &[PathHook], stage_names: &[&str]) -> PathSpec {
 #[must_use]
 pub fn explicit_path(
     hooks: &[PathHook],
-    kinds: &[(HookKindTag, HookKindTag)],
+    kinds: &[(HookKind, HookKind)],
     stage_names: &[&str],
 ) -> PathSpec {
-    let kind_name = |k: HookKindTag| match k {
-        HookKindTag::Egress => "egress",
-        HookKindTag::Ingress => "ingress",
-    };
+    let kind_name = HookKind::name;
     let mut points = vec![Point {
         name: "client-send".into(),
         source: PointSource::ClientSend,
@@ -127,7 +126,7 @@ pub fn explicit_path(
         points.push(tc_point(
             format!("{}-{}", h.name, kind_name(*req)),
             *req,
-            DirTag::Request,
+            Direction::Request,
             h.ifindex,
         ));
     }
@@ -135,7 +134,7 @@ pub fn explicit_path(
         points.push(tc_point(
             format!("{}-{}-reply", h.name, kind_name(*rep)),
             *rep,
-            DirTag::Reply,
+            Direction::Reply,
             h.ifindex,
         ));
     }
@@ -257,8 +256,8 @@ mod tests {
         assert_eq!(
             p.points[5].source,
             PointSource::Tc {
-                kind: HookKindTag::Egress,
-                dir: DirTag::Reply,
+                kind: HookKind::TcEgress,
+                dir: Direction::Reply,
                 device: DeviceId { ifindex: 13 }
             }
         );

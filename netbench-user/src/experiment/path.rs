@@ -5,8 +5,9 @@
 //! mirrors the request with `-reply` (Kata's redirects: `tc-redirect-in` on the way to
 //! the VM, `tc-redirect-out` on the way back).
 use super::matrix::Driver;
+use netbench_common::HookKind;
+
 use crate::{
-    correlate::HookKindTag,
     docker::hooks::{ContainerHooks, Interface},
     path::{Hop, TracedPath},
     stages::{CLIENT_RX, CLIENT_TX, CLIENT_VM, SERVER_TURN, VM_TURN},
@@ -15,7 +16,7 @@ use crate::{
 /// Names of the request segment between two hops and of its reply mirror.
 type Segment = (&'static str, &'static str);
 
-fn hop(role: &str, iface: &Interface, request: HookKindTag, reply: HookKindTag) -> Hop {
+fn hop(role: &str, iface: &Interface, request: HookKind, reply: HookKind) -> Hop {
     Hop {
         name: format!("{role}:{}", iface.ifname),
         device: iface.device(),
@@ -56,7 +57,7 @@ pub fn plan(
     server: &ContainerHooks,
     host_bridge: Option<&Interface>,
 ) -> Result<TracedPath, PlanError> {
-    use HookKindTag::{Egress, Ingress};
+    use HookKind::{TcEgress as Egress, TcIngress as Ingress};
     let mut hops: Vec<Hop> = Vec::new();
     let mut segments: Vec<Segment> = Vec::new();
     let mut push = |h: Hop, seg: Option<Segment>, hops: &mut Vec<Hop>| {
@@ -258,9 +259,9 @@ mod tests {
                 .map(|h| (h.request, h.reply))
                 .collect::<Vec<_>>(),
             [
-                (HookKindTag::Egress, HookKindTag::Ingress),
-                (HookKindTag::Egress, HookKindTag::Ingress),
-                (HookKindTag::Ingress, HookKindTag::Egress)
+                (HookKind::TcEgress, HookKind::TcIngress),
+                (HookKind::TcEgress, HookKind::TcIngress),
+                (HookKind::TcIngress, HookKind::TcEgress)
             ]
         );
         assert!(plan(Driver::Host, None, &side("s", 20, false), None).is_err());
