@@ -25,21 +25,37 @@ use crate::{
     trace::{KernelCounters, Session, SessionConfig, TraceMode},
 };
 
-/// Run one block of `rr` probes in the client container, traced along `plan` or not.
-#[expect(clippy::too_many_arguments, reason = "one block's whole context")]
+/// Where one repetition measures: the client container (on its engine), the server's
+/// address and traced path, the run's configuration, and the server process whose
+/// scheduler events are traced (None: not traced).
+pub struct Target<'a> {
+    pub engine: &'a Engine,
+    pub client: &'a str,
+    pub server_ip: Ipv4Addr,
+    pub plan: &'a TracedPath,
+    pub cfg: &'a RunConfig,
+    pub server_pid: Option<u32>,
+}
+
+/// Run one block of `rr` probes of `probes` in the client container, traced along the
+/// path or not.
 async fn rr_block(
-    engine: &Engine,
-    client: &str,
-    server_ip: Ipv4Addr,
-    plan: &TracedPath,
-    cfg: &RunConfig,
+    t: &Target<'_>,
+    probes: u64,
     run_id: u32,
     traced: bool,
-    server_pid: Option<u32>,
 ) -> Result<Block, ExperimentError> {
+    let Target {
+        engine,
+        client,
+        server_ip,
+        plan,
+        cfg,
+        server_pid,
+    } = *t;
     let mut session = SessionConfig::new(block::mode(traced), vec![cfg.port], plan.devices());
     // Request and reply at every hop, and a few scheduler events per probe.
-    session.expected_events = cfg.probes * (2 * plan.hops.len() as u64 + 16);
+    session.expected_events = probes * (2 * plan.hops.len() as u64 + 16);
     // The server's threads (per-connection ones appear as the client connects: the
     // kernel's fork hook adds them) split its turnaround by its scheduler events.
     if plan.runqueue_stage().is_some() {
@@ -47,11 +63,11 @@ async fn rr_block(
     }
     let session = Session::start(&session)?;
     // Bounded in time twice: the agent's own --max-seconds and the exec's timeout.
-    let max_seconds = 30 + cfg.probes / 100;
+    let max_seconds = 30 + probes / 100;
     let cmd = agent_cmd(&AgentCommand::Rr(RrOpts {
         server: SocketAddr::new(server_ip.into(), cfg.port),
         proto: cfg.proto,
-        count: u32::try_from(cfg.probes).unwrap_or(u32::MAX),
+        count: u32::try_from(probes).unwrap_or(u32::MAX),
         rate: 0,
         size: u32::try_from(cfg.probe_size).unwrap_or(u32::MAX),
         timeout: Duration::from_secs(1),
@@ -89,31 +105,17 @@ pub const PAIRS_PER_REP: u32 = 2;
 ///
 /// # Errors
 /// When tracing cannot attach, the agent fails, or its output is not understood.
-#[expect(clippy::too_many_arguments, reason = "one repetition's whole context")]
 pub async fn latency(
-    engine: &Engine,
-    client: &str,
-    server_ip: Ipv4Addr,
-    plan: &TracedPath,
-    cfg: &RunConfig,
+    t: &Target<'_>,
     run_id: u32,
-    server_pid: Option<u32>,
     traced_first: bool,
 ) -> Result<Vec<Block>, ExperimentError> {
-    let block_cfg = RunConfig {
-        probes: (cfg.probes / u64::from(PAIRS_PER_REP)).max(1),
-        ..cfg.clone()
-    };
+    let per_block = (t.cfg.probes / u64::from(PAIRS_PER_REP)).max(1);
     let mut blocks = Vec::new();
-    for (i, t) in block::order(PAIRS_PER_REP).into_iter().enumerate() {
-        let traced = t == traced_first;
+    for (i, traced) in block::order(PAIRS_PER_REP).into_iter().enumerate() {
         // Distinct run ids: a late reply of one block is never taken for another's.
         let id = run_id ^ (u32::try_from(i).unwrap_or(0) << 28);
-        let b = rr_block(
-            engine, client, server_ip, plan, &block_cfg, id, traced, server_pid,
-        )
-        .await?;
-        blocks.push(b);
+        blocks.push(rr_block(t, per_block, id, traced == traced_first).await?);
     }
     Ok(blocks)
 }
@@ -130,13 +132,15 @@ pub struct BandwidthRep {
 ///
 /// # Errors
 /// When the agent fails or prints no result.
-pub async fn bandwidth(
-    engine: &Engine,
-    client: &str,
-    server_ip: Ipv4Addr,
-    plan: &TracedPath,
-    cfg: &RunConfig,
-) -> Result<BandwidthRep, ExperimentError> {
+pub async fn bandwidth(t: &Target<'_>) -> Result<BandwidthRep, ExperimentError> {
+    let Target {
+        engine,
+        client,
+        server_ip,
+        plan,
+        cfg,
+        ..
+    } = *t;
     let mode = match cfg.bandwidth_tracing {
         BandwidthTracing::Off => TraceMode::Off,
         BandwidthTracing::CountOnly => TraceMode::CountOnly,

@@ -334,14 +334,18 @@ async fn repetition(
             cfg.probes
         ));
         progress.measuring(true);
-        let lat = measure::latency(
-            client_engine,
-            &pair.client.id,
-            pair.server_ip,
-            &pair.plan,
+        let target = measure::Target {
+            engine: client_engine,
+            client: &pair.client.id,
+            server_ip: pair.server_ip,
+            plan: &pair.plan,
             cfg,
+            server_pid: Some(pair.server.pid)
+                .filter(|_| cfg.sched.wanted(spec.stress == Stress::Cpu)),
+        };
+        let lat = measure::latency(
+            &target,
             probe_run_id(&state.run, index, rep),
-            Some(pair.server.pid).filter(|_| cfg.sched.wanted(spec.stress == Stress::Cpu)),
             rep.is_multiple_of(2),
         )
         .await;
@@ -352,14 +356,7 @@ async fn repetition(
             rep + 1,
             cfg.duration_s
         ));
-        let bw = measure::bandwidth(
-            client_engine,
-            &pair.client.id,
-            pair.server_ip,
-            &pair.plan,
-            cfg,
-        )
-        .await?;
+        let bw = measure::bandwidth(&target).await?;
         Ok::<_, ExperimentError>((lat, bw))
     }
     .await;
