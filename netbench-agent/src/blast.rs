@@ -14,10 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netbench_common::Direction;
+use netbench_common::{Direction, protocol::BlastOpts};
 
 use crate::{
-    cli::BlastOpts,
     json::{self, Emit},
     probe,
     sys::Stop,

@@ -174,10 +174,7 @@ pub async fn run_client(
             .unwrap_or("");
         return Err(error(
             label,
-            format!(
-                "failed ({status}): {}",
-                super::tools::strip_ansi(last).trim()
-            ),
+            format!("failed ({status}): {}", strip_ansi(last).trim()),
         ));
     }
     Ok(stdout)
@@ -200,6 +197,24 @@ fn read_all(file: &mut std::fs::File) -> std::io::Result<String> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+pub(super) fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub struct SockperfResult {
 /// # Errors
 /// A one-line reason when a figure is missing or the output is half round trips.
 pub fn parse_sockperf(text: &str) -> Result<SockperfResult, String> {
-    let text = strip_ansi(text);
+    let text = super::process::strip_ansi(text);
     if text.contains("No valid observations") {
         return Err("sockperf found no valid observations (run it for 2 s or more)".into());
     }
@@ -74,24 +74,6 @@ fn leading_number(s: &str) -> Option<f64> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
         .unwrap_or(s.len());
     s[..end].parse().ok().filter(|v: &f64| v.is_finite())
-}
-
-/// `text` without ANSI escape sequences (`ESC [ ... letter`).
-pub(super) fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// What `iperf3 -c ... -J` reported.
@@ -331,7 +313,10 @@ sockperf: ---> <MIN> observation =   11.677
 
     #[test]
     fn strips_escapes_and_reads_numbers() {
-        assert_eq!(strip_ansi("a\u{1b}[2;35mb\u{1b}[0mc"), "abc");
+        assert_eq!(
+            super::super::process::strip_ansi("a\u{1b}[2;35mb\u{1b}[0mc"),
+            "abc"
+        );
         assert_eq!(leading_number("  117.715 rest"), Some(117.715));
         assert_eq!(leading_number("x"), None);
     }
