@@ -297,7 +297,7 @@ fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     let outcome = rt.block_on(async {
         let cancel = netbench::experiment::Cancel::new();
-        cancel.on_ctrl_c();
+        cancel.on_signals();
         netbench::experiment::run(config, &cancel).await
     })?;
     println!();
@@ -332,7 +332,7 @@ fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
         outcome.dir.display()
     );
     Ok(if outcome.interrupted {
-        ExitCode::from(130)
+        ExitCode::from(outcome.exit_code)
     } else if outcome.failed() > 0 || !outcome.cleanup.failures.is_empty() {
         ExitCode::FAILURE
     } else {

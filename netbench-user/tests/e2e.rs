@@ -339,14 +339,15 @@ async fn cpu_stress_runs_in_the_server_container() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn ctrl_c_stops_cleans_up_and_keeps_the_statuses() {
+/// A run stopped by `signal` mid-repetition: exit code 128 + signal, results.json with
+/// each scenario's status and the reason, nothing left behind.
+async fn interrupted_by(signal: nix::sys::signal::Signal, code: i32, what: &str, tag: &str) {
     let Some(_root) = common::require_root() else {
         return;
     };
     let before = leftovers().await;
     let gw_before = gwbridge_exists().await;
-    let dir = out_dir("ctrlc");
+    let dir = out_dir(tag);
     let mut child = Command::new(netbench_bin())
         .args([
             "run",
@@ -370,7 +371,7 @@ async fn ctrl_c_stops_cleans_up_and_keeps_the_statuses() {
     // Let it build images, start the first pair and run some repetitions.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    nix::sys::signal::kill(pid, signal).expect("signal");
     let deadline = Instant::now() + Duration::from_secs(90);
     let status = loop {
         if let Some(s) = child.try_wait().expect("waiting") {
@@ -378,12 +379,12 @@ async fn ctrl_c_stops_cleans_up_and_keeps_the_statuses() {
         }
         assert!(
             Instant::now() < deadline,
-            "netbench did not stop within 90 s of Ctrl-C"
+            "netbench did not stop within 90 s of {what}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(status.code(), Some(130), "exit code after Ctrl-C");
-    let results = Results::load(&dir).expect("results.json written after Ctrl-C");
+    assert_eq!(status.code(), Some(code), "exit code after {what}");
+    let results = Results::load(&dir).expect("results.json written after the signal");
     assert_eq!(results.scenarios.len(), 2);
     let first = &results.scenarios[0];
     assert_eq!(first.status, Status::Failed);
@@ -392,17 +393,27 @@ async fn ctrl_c_stops_cleans_up_and_keeps_the_statuses() {
             .reason
             .as_deref()
             .unwrap_or("")
-            .contains("interrupted"),
+            .starts_with(&format!("interrupted ({what}) after ")),
         "{:?}",
         first.reason
     );
     let second = &results.scenarios[1];
     assert_eq!(
         second.reason.as_deref(),
-        Some("not run: interrupted (Ctrl-C)")
+        Some(format!("not run: interrupted ({what})").as_str())
     );
     assert_clean(&before.swarm, gw_before).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_cleans_up_and_keeps_the_statuses() {
+    interrupted_by(nix::sys::signal::Signal::SIGINT, 130, "Ctrl-C", "ctrlc").await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleans_up_and_keeps_the_statuses() {
+    interrupted_by(nix::sys::signal::Signal::SIGTERM, 143, "SIGTERM", "sigterm").await;
 }
 
 #[tokio::test]

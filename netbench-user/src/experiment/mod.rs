@@ -69,7 +69,7 @@ pub enum ExperimentError {
     Report(#[from] ReportError),
     #[error("reader task")]
     Join(#[from] tokio::task::JoinError),
-    #[error("interrupted (Ctrl-C)")]
+    #[error("interrupted")]
     Interrupted,
 }
 
@@ -93,6 +93,8 @@ pub struct Outcome {
     pub results: Results,
     pub dir: PathBuf,
     pub interrupted: bool,
+    /// The exit code for an interrupted run (128 + the signal).
+    pub exit_code: u8,
     pub plots: Vec<PathBuf>,
     pub cleanup: Removed,
 }
@@ -196,7 +198,7 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
         results.scenarios.push(failed_scenario(
             spec,
             if interrupted {
-                "not run: interrupted (Ctrl-C)".to_owned()
+                format!("not run: interrupted ({})", cancel.what())
             } else {
                 format!(
                     "not run: {}",
@@ -214,6 +216,7 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
         results,
         dir: cfg.out.clone(),
         interrupted,
+        exit_code: cancel.exit_code(),
         plots,
         cleanup: removed,
     })

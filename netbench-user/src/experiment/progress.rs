@@ -6,7 +6,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicI32, Ordering},
     },
     time::Duration,
 };
@@ -120,6 +120,8 @@ impl Progress {
 pub struct Cancel {
     flag: Arc<AtomicBool>,
     notify: Arc<Notify>,
+    /// The signal that cancelled the run (0: none, or cancelled by the code).
+    signal: Arc<AtomicI32>,
 }
 
 impl Cancel {
@@ -150,22 +152,55 @@ impl Cancel {
         }
     }
 
-    /// Turn Ctrl-C into cancellation: the first stops the run after cleanup, a second
-    /// exits at once (leaving objects for `netbench cleanup`). Call inside a runtime.
-    pub fn on_ctrl_c(&self) {
+    /// What stopped the run, for its results: `Ctrl-C` or `SIGTERM`.
+    #[must_use]
+    pub fn what(&self) -> &'static str {
+        if self.signal.load(Ordering::SeqCst) == libc::SIGTERM {
+            "SIGTERM"
+        } else {
+            "Ctrl-C"
+        }
+    }
+
+    /// The exit code of a run stopped by a signal: 128 + its number (130 for Ctrl-C,
+    /// 143 for SIGTERM).
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self.signal.load(Ordering::SeqCst) {
+            libc::SIGTERM => 143,
+            _ => 130,
+        }
+    }
+
+    /// Turn Ctrl-C (SIGINT) and SIGTERM (e.g. from `timeout` or a service manager) into
+    /// cancellation: the first stops the run after cleanup, a second exits at once
+    /// (leaving objects for `netbench cleanup`). Call inside a runtime.
+    pub fn on_signals(&self) {
+        use tokio::signal::unix::{SignalKind, signal};
         let cancel = self.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_err() {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
                 return;
-            }
+            };
+            let first = tokio::select! {
+                _ = int.recv() => libc::SIGINT,
+                _ = term.recv() => libc::SIGTERM,
+            };
+            cancel.signal.store(first, Ordering::SeqCst);
             eprintln!(
-                "\ninterrupted: stopping, cleaning up and writing results (Ctrl-C again to exit at once)"
+                "\ninterrupted ({}): stopping, cleaning up and writing results (Ctrl-C again to exit at once)",
+                cancel.what()
             );
             cancel.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("exiting without cleanup: run `netbench cleanup` to remove what is left");
-                std::process::exit(130);
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
+            eprintln!("exiting without cleanup: run `netbench cleanup` to remove what is left");
+            std::process::exit(i32::from(cancel.exit_code()));
         });
     }
 }

@@ -168,7 +168,8 @@ pub(super) async fn run_scenario(
     }
     let error = outcome.err().map(|e| match e {
         ExperimentError::Interrupted => format!(
-            "interrupted (Ctrl-C) after {} of {} repetitions",
+            "interrupted ({}) after {} of {} repetitions",
+            ctx.cancel.what(),
             acc.reps.len(),
             cfg.reps
         ),
