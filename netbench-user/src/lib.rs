@@ -16,6 +16,7 @@ pub mod lab;
 pub mod netlink;
 pub mod netns;
 pub mod observer;
+pub mod out;
 pub mod path;
 pub mod plot;
 pub mod results;

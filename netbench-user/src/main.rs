@@ -187,10 +187,10 @@ fn run_lab(a: LabArgs) -> anyhow::Result<ExitCode> {
     };
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(netbench::lab::run::run_lab(&config))?;
-    print!("{}", netbench::lab::run::render_table(&result));
+    netbench::out::print(&netbench::lab::run::render_table(&result));
     if let Some(dir) = a.out {
         let file = netbench::lab::run::write_results(&dir, &result)?;
-        println!("results: {}", file.display());
+        netbench::out::println(&format!("results: {}", file.display()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -207,9 +207,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(netbench::doctor::collect());
             if json {
-                println!("{}", report.to_json());
+                netbench::out::println(&report.to_json());
             } else {
-                print!("{}", report.render_table());
+                netbench::out::print(&report.render_table());
             }
             Ok(if report.can_run_default() {
                 ExitCode::SUCCESS
@@ -237,9 +237,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run_experiment(args),
         Command::Report { dir } => {
             let results = netbench::results::Results::load(&dir)?;
-            print!("{}", netbench::results::render(&results));
+            netbench::out::print(&netbench::results::render(&results));
             for plot in netbench::plot::write_all(&results, &dir)? {
-                println!("plot: {}", plot.display());
+                netbench::out::println(&format!("plot: {}", plot.display()));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -253,11 +253,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let names = netbench::netns::list_owned();
             for name in &names {
                 netbench::netns::remove_owned(name)?;
-                println!("removed netns {name}");
+                netbench::out::println(&format!("removed netns {name}"));
             }
             let (docker_removed, failures) = cleanup_docker(images)?;
             if names.is_empty() && docker_removed == 0 && failures == 0 {
-                println!("nothing to clean up");
+                netbench::out::println("nothing to clean up");
             }
             Ok(if failures == 0 {
                 ExitCode::SUCCESS
@@ -300,19 +300,19 @@ fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
         cancel.on_signals();
         netbench::experiment::run(config, &cancel).await
     })?;
-    println!();
-    print!("{}", netbench::results::summary::table(&outcome.results));
+    netbench::out::println("");
+    netbench::out::print(&netbench::results::summary::table(&outcome.results));
     let findings = netbench::results::summary::findings(&outcome.results);
     if !findings.is_empty() {
-        println!("\nfindings:");
+        netbench::out::println("\nfindings:");
         for f in &findings {
-            println!("  - {f}");
+            netbench::out::println(&format!("  - {f}"));
         }
     }
     for failure in &outcome.cleanup.failures {
         eprintln!("cleanup: {failure}");
     }
-    println!(
+    netbench::out::println(&format!(
         "\nresults: {} (results.json, summary.csv{}); stage tables: netbench report {}",
         outcome.dir.join("results.json").display(),
         if outcome.plots.is_empty() {
@@ -330,7 +330,7 @@ fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
             )
         },
         outcome.dir.display()
-    );
+    ));
     Ok(if outcome.interrupted {
         ExitCode::from(outcome.exit_code)
     } else if outcome.failed() > 0 || !outcome.cleanup.failures.is_empty() {
@@ -349,18 +349,21 @@ fn cleanup_docker(images: bool) -> anyhow::Result<(usize, usize)> {
         let mut engine = match netbench::docker::Engine::connect_local().await {
             Ok(e) => e,
             Err(e) => {
-                println!("docker: skipped ({})", netbench::error::one_line(&e));
+                netbench::out::println(&format!(
+                    "docker: skipped ({})",
+                    netbench::error::one_line(&e)
+                ));
                 // Links netbench created for macvlan do not need the daemon.
                 let links = netbench::docker::cleanup::links(None).await?;
                 for line in links.lines() {
-                    println!("{line}");
+                    netbench::out::println(&line);
                 }
                 return Ok((links.links.len(), links.failures.len()));
             }
         };
         let removed = netbench::docker::cleanup::everything(&mut engine, None, images).await;
         for line in removed.lines() {
-            println!("{line}");
+            netbench::out::println(&line);
         }
         for failure in &removed.failures {
             eprintln!("netbench: cleanup: {failure}");
@@ -399,9 +402,9 @@ fn run_bench(
     });
     let rt = tokio::runtime::Runtime::new()?;
     let report = rt.block_on(netbench::bench::run(&config));
-    print!("{}", netbench::bench::render(&report));
+    netbench::out::print(&netbench::bench::render(&report));
     report.write(&out)?;
-    println!("figures: {}", out.display());
+    netbench::out::println(&format!("figures: {}", out.display()));
     Ok(if report.problems.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -469,3 +469,42 @@ async fn cleanup_images_removes_netbench_images() {
         images.iter().map(|i| &i.repo_tags).collect::<Vec<_>>()
     );
 }
+
+/// `netbench report DIR | head -c 64`: the reader goes away after 64 bytes of far more
+/// than a pipe holds (3000 scenarios); netbench stops writing quietly (no panic, exit
+/// 0) instead of dying with exit code 101.
+#[tokio::test]
+async fn report_into_a_closed_pipe_exits_quietly() {
+    use std::io::Read as _;
+    let dir = out_dir("pipe");
+    let mut results = Results::new(netbench::results::Env::local(), serde_json::json!({}));
+    for i in 0..3000 {
+        results
+            .scenarios
+            .push(netbench::results::Scenario::unsupported(
+                format!("scenario-{i}"),
+                "runc",
+                "bridge",
+                "bridge",
+                "none",
+                "a long enough reason to fill the pipe's buffer quickly".into(),
+            ));
+    }
+    results.write(&dir).expect("results.json");
+    let mut child = Command::new(netbench_bin())
+        .args(["report", dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning netbench");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 64];
+    let n = stdout.read(&mut first).expect("reading the first bytes");
+    assert!(n > 0, "netbench printed nothing");
+    drop(stdout);
+    let out = child.wait_with_output().expect("waiting");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -103,7 +103,7 @@ impl Progress {
     /// A line above the bars (plain stdout when they are hidden).
     pub fn println(&self, line: &str) {
         if self.multi.is_hidden() {
-            println!("{line}");
+            crate::out::println(line);
         } else {
             let _ = self.multi.println(line);
         }
