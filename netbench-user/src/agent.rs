@@ -1,19 +1,14 @@
 //! Finding and driving the static `netbench-agent` workload binary.
 //!
-//! The agent runs inside network namespaces (here: entered with `setns` between fork and
-//! exec) and, later, containers and VM guests. It prints JSON lines.
+//! The agent runs inside network namespaces (entered between fork and exec, see
+//! `netns::command_in`) and in containers. It prints JSON lines.
 use std::{
-    os::{fd::AsFd, unix::process::CommandExt as _},
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
 };
 
 use netbench_common::protocol::{self, AgentCommand, ProbeLine, Proto, RrOpts, ServeOpts};
-use nix::{
-    sched::{CloneFlags, CpuSet, sched_setaffinity, setns},
-    unistd::Pid,
-};
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader},
     process::{Child, Command},
@@ -100,41 +95,14 @@ pub fn command_in(
     cpu: Option<usize>,
 ) -> Result<Command, AgentError> {
     let bin = locate().map_err(AgentError::NotFound)?;
-    let file = ns.open().map_err(|source| AgentError::Spawn {
+    let mut cmd = crate::netns::command_in(ns, bin, cpu).map_err(|source| AgentError::Spawn {
         netns: ns.to_string(),
         source,
     })?;
-    let mut cmd = std::process::Command::new(bin);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let cpus = match cpu {
-        Some(c) => {
-            let mut set = CpuSet::new();
-            set.set(c).map_err(|e| AgentError::Spawn {
-                netns: ns.to_string(),
-                source: e.into(),
-            })?;
-            Some(set)
-        }
-        None => None,
-    };
-    if file.is_some() || cpus.is_some() {
-        // SAFETY: between fork and exec only async-signal-safe work: a setns and a
-        // sched_setaffinity syscall on an fd and a CPU set made before the fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                if let Some(file) = &file {
-                    setns(file.as_fd(), CloneFlags::CLONE_NEWNET)?;
-                }
-                if let Some(set) = &cpus {
-                    sched_setaffinity(Pid::from_raw(0), set)?;
-                }
-                Ok(())
-            });
-        }
-    }
     let mut cmd = Command::from(cmd);
     cmd.kill_on_drop(true);
     Ok(cmd)

@@ -15,7 +15,8 @@ use std::{
 
 use nix::{
     mount::{MntFlags, MsFlags, mount, umount2},
-    sched::{CloneFlags, setns, unshare},
+    sched::{CloneFlags, CpuSet, sched_setaffinity, setns, unshare},
+    unistd::Pid,
 };
 
 /// Where named namespaces live (the `ip netns` convention, so users can inspect them).
@@ -93,21 +94,39 @@ where
     })
 }
 
-/// A command for `program` that runs inside `ns` (for tools such as sockperf and
-/// iperf3): the child enters the namespace between fork and exec, so no thread of
-/// netbench itself ever changes namespace.
+/// A command for `program` that runs inside `ns` (the agent, sockperf, iperf3), pinned
+/// to `cpu` if given: the child enters the namespace (and its CPU) between fork and
+/// exec, so no thread of netbench itself ever changes namespace.
 ///
 /// # Errors
-/// When the namespace file cannot be opened.
-pub fn command_in(ns: &NetnsRef, program: impl AsRef<OsStr>) -> io::Result<Command> {
+/// When the namespace file cannot be opened or the CPU is out of range.
+pub fn command_in(
+    ns: &NetnsRef,
+    program: impl AsRef<OsStr>,
+    cpu: Option<usize>,
+) -> io::Result<Command> {
     let file = ns.open()?;
+    let cpus = match cpu {
+        Some(c) => {
+            let mut set = CpuSet::new();
+            set.set(c).map_err(io::Error::from)?;
+            Some(set)
+        }
+        None => None,
+    };
     let mut cmd = Command::new(program);
-    if let Some(file) = file {
-        // SAFETY: between fork and exec only async-signal-safe work: one setns syscall
-        // on an fd opened before the fork.
+    if file.is_some() || cpus.is_some() {
+        // SAFETY: between fork and exec only async-signal-safe work: a setns and a
+        // sched_setaffinity syscall on an fd and a CPU set made before the fork.
         unsafe {
             cmd.pre_exec(move || {
-                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+                if let Some(file) = &file {
+                    setns(file.as_fd(), CloneFlags::CLONE_NEWNET)?;
+                }
+                if let Some(set) = &cpus {
+                    sched_setaffinity(Pid::from_raw(0), set)?;
+                }
+                Ok(())
             });
         }
     }

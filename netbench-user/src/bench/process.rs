@@ -2,9 +2,9 @@
 //! namespace, optionally pinned to one CPU (both tools of a comparison get the same
 //! placement, so the scheduler's choices do not decide the comparison), bounded in
 //! time, and stopped by their own handle.
-use std::{ffi::OsStr, os::unix::process::CommandExt as _, process::Stdio, time::Duration};
+use std::{ffi::OsStr, process::Stdio, time::Duration};
 
-use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::sched::{CpuSet, sched_getaffinity};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncRead, BufReader},
     process::{Child, Command},
@@ -40,20 +40,8 @@ pub fn command(
     args: &[String],
     cpu: Option<usize>,
 ) -> Result<Command, BenchError> {
-    let mut cmd =
-        command_in(ns, program).map_err(|e| error(label, format!("opening netns {ns}: {e}")))?;
-    if let Some(c) = cpu {
-        let mut set = CpuSet::new();
-        set.set(c)
-            .map_err(|e| error(label, format!("cpu {c}: {e}")))?;
-        // SAFETY: between fork and exec only async-signal-safe work: one
-        // sched_setaffinity syscall on a CPU set made before the fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(std::io::Error::from)
-            });
-        }
-    }
+    let mut cmd = command_in(ns, program, cpu)
+        .map_err(|e| error(label, format!("netns {ns}, cpu {cpu:?}: {e}")))?;
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
