@@ -15,7 +15,7 @@ use crate::{
     path::TracedPath,
     runqueue::{self, Parts, SplitStats},
     stages::{StageResult, stage_results},
-    stats::{Summary, summarize},
+    stats::{Summary, p50_us, summarize},
     trace::SessionOutcome,
 };
 
@@ -107,10 +107,6 @@ fn has_sched_events(events: &[HopEvent]) -> bool {
     })
 }
 
-fn p50(samples_ns: &[u64]) -> Option<f64> {
-    (!samples_ns.is_empty()).then(|| summarize(samples_ns).p50)
-}
-
 /// Drop the points at `drop` from a path and its timelines, naming the new stages
 /// `names`: consecutive stages around a dropped point merge into one.
 fn without_points(
@@ -170,8 +166,8 @@ pub fn analyze(path: &TracedPath, reps: &[Vec<Block>]) -> Analysis {
             a.correlation.absorb(stats);
             a.trace.add(&b.trace);
         }
-        a.per_rep_p50.push(p50(&rep_rtts));
-        a.per_rep_untraced_p50.push(p50(&rep_untraced));
+        a.per_rep_p50.push(p50_us(&rep_rtts));
+        a.per_rep_untraced_p50.push(p50_us(&rep_untraced));
         pairs.extend(block::pairs(rep));
         untraced.extend(rep_untraced);
     }

@@ -54,6 +54,12 @@ pub fn summarize(samples_ns: &[u64]) -> Summary {
     }
 }
 
+/// The p50 of a sample (ns in, us out); `None` without samples (never 0.0).
+#[must_use]
+pub fn p50_us(samples_ns: &[u64]) -> Option<f64> {
+    (!samples_ns.is_empty()).then(|| summarize(samples_ns).p50)
+}
+
 /// Mean, sample standard deviation and the half-width of a 95% confidence interval
 /// (Student's t) over per-repetition values.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,5 @@ pub use csv::{CSV_HEADER, summary_csv};
 pub use render::{render, stages_header};
 pub use schema::{
     Env, OBSERVER_LIMIT, OLDEST_SCHEMA, ReportError, Results, Rtt, RttSource, SCHEMA, Scenario,
-    rep_p50,
 };
 pub use status::{MIN_MATCHED_PERCENT, ProbeCounts, Status, decide_status};

@@ -94,12 +94,6 @@ pub struct Rtt {
     pub per_rep_p50: Vec<Option<f64>>,
 }
 
-/// The p50 of one repetition's round trips (ns in, us out); `None` without samples.
-#[must_use]
-pub fn rep_p50(samples_ns: &[u64]) -> Option<f64> {
-    (!samples_ns.is_empty()).then(|| crate::stats::summarize(samples_ns).p50)
-}
-
 fn per_rep_p50<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Option<f64>>, D::Error> {
     let v = Vec::<Option<f64>>::deserialize(d)?;
     Ok(v.into_iter()
@@ -523,8 +517,8 @@ mod tests {
 
     #[test]
     fn per_rep_p50_is_none_without_probes() {
-        assert_eq!(rep_p50(&[]), None);
-        assert!((rep_p50(&[10_000, 20_000, 30_000]).unwrap() - 20.0).abs() < 0.05);
+        assert_eq!(crate::stats::p50_us(&[]), None);
+        assert!((crate::stats::p50_us(&[10_000, 20_000, 30_000]).unwrap() - 20.0).abs() < 0.05);
         let json = r#"{"count":0,"mean":0,"p50":0,"p90":0,"p99":0,"p999":0,"per_rep_p50":[null,12.5,0.0]}"#;
         let r: Rtt = serde_json::from_str(json).unwrap();
         assert_eq!(r.per_rep_p50, vec![None, Some(12.5), None]);
