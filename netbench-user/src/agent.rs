@@ -203,6 +203,31 @@ pub struct RrSpec {
     pub cpu: Option<usize>,
 }
 
+impl RrSpec {
+    /// `count` probes of 64 B to `server:port`, 1 s timeout each, at most 60 s in all,
+    /// unpinned; the fields say the rest.
+    #[must_use]
+    pub fn new(
+        server: impl Into<std::net::IpAddr>,
+        port: u16,
+        proto: Proto,
+        count: u64,
+        run_id: u32,
+    ) -> Self {
+        Self {
+            server: server.into(),
+            port,
+            proto,
+            count,
+            size: 64,
+            run_id,
+            timeout_ms: 1000,
+            max_seconds: 60,
+            cpu: None,
+        }
+    }
+}
+
 /// Run `rr` in `ns` to completion and collect its probes.
 ///
 /// # Errors

@@ -49,17 +49,7 @@ async fn rr_across_veth(proto: Proto, port: u16, tag: &str, mode: TcMode, stream
     // Through the ring buffer (drained while probes run) or the recorder (read after).
     config.streaming = streaming;
     let session = Session::start(&config).expect("trace session");
-    let spec = RrSpec {
-        server: topo.server.ip.into(),
-        port,
-        proto,
-        count,
-        size: 64,
-        run_id: 0x00c0_ffee,
-        timeout_ms: 1000,
-        max_seconds: 60,
-        cpu: None,
-    };
+    let spec = RrSpec::new(topo.server.ip, port, proto, count, 0x00c0_ffee);
     let probes = run_rr(&topo.client.netns_ref(), &spec)
         .await
         .expect("agent rr");
@@ -396,17 +386,7 @@ async fn tap_path_keeps_kata_redirects_working(mode: TcMode, port: u16) {
     let server = AgentServer::start(&topo.server.netns_ref(), port, 120)
         .await
         .expect("serve in guest");
-    let spec = RrSpec {
-        server: topo.server.ip.into(),
-        port,
-        proto: Proto::Udp,
-        count: 200,
-        size: 64,
-        run_id: 77,
-        timeout_ms: 1000,
-        max_seconds: 60,
-        cpu: None,
-    };
+    let spec = RrSpec::new(topo.server.ip, port, Proto::Udp, 200, 77);
     let mut tracer = Tracer::load(&TraceConfig {
         ports: vec![port],
         ..TraceConfig::default()

@@ -36,17 +36,13 @@ async fn probes_through(
             common::assert_no_tc(&hook.netns, &hook.ifname).await;
         }
     }
-    let spec = RrSpec {
-        server: topo.server.ip.into(),
+    let spec = RrSpec::new(
+        topo.server.ip,
         port,
         proto,
         count,
-        size: 64,
-        run_id: 0x5e55_0000 | u32::from(port),
-        timeout_ms: 1000,
-        max_seconds: 60,
-        cpu: None,
-    };
+        0x5e55_0000 | u32::from(port),
+    );
     let probes = run_rr(&topo.client.netns_ref(), &spec).await.expect("rr");
     let outcome = session.finish().await.expect("finish");
     server.stop().await;

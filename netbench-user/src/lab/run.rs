@@ -197,15 +197,10 @@ pub async fn run_lab(config: &LabConfig) -> Result<LabResult, LabError> {
     for (i, traced) in block::order(pairs).into_iter().enumerate() {
         let run_id = base_id.wrapping_add(u32::try_from(i).unwrap_or(0) << 20);
         let spec = RrSpec {
-            server: topo.server.ip.into(),
-            port: config.port,
-            proto: config.proto,
-            count: per_block,
             size: config.size,
-            run_id,
-            timeout_ms: 1000,
             max_seconds: 300,
             cpu: client_cpu,
+            ..RrSpec::new(topo.server.ip, config.port, config.proto, per_block, run_id)
         };
         let mut session =
             SessionConfig::new(block::mode(traced), vec![config.port], topo.hooks.clone());
