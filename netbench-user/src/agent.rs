@@ -112,6 +112,7 @@ pub fn command_in(
 pub struct AgentServer {
     child: Child,
     pub port: u16,
+    _listed: crate::ledger::ProcessGuard,
 }
 
 impl AgentServer {
@@ -146,6 +147,7 @@ impl AgentServer {
                     netns: ns.to_string(),
                     source,
                 })?;
+        let listed = crate::ledger::ProcessGuard::new(child.id(), "netbench-agent serve", false);
         let stdout = child.stdout.take().ok_or_else(|| AgentError::Protocol {
             netns: ns.to_string(),
             msg: "no stdout".into(),
@@ -169,7 +171,11 @@ impl AgentServer {
         }
         // Keep draining stdout so the agent never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, port })
+        Ok(Self {
+            child,
+            port,
+            _listed: listed,
+        })
     }
 
     /// The server's process id.
@@ -269,7 +275,9 @@ pub async fn run_rr(ns: &NetnsRef, spec: &RrSpec) -> Result<Vec<RrProbe>, AgentE
 }
 
 async fn run_to_end(mut cmd: Command) -> std::io::Result<std::process::Output> {
-    cmd.spawn()?.wait_with_output().await
+    let child = cmd.spawn()?;
+    let _listed = crate::ledger::ProcessGuard::new(child.id(), "netbench-agent", false);
+    child.wait_with_output().await
 }
 
 /// Parse the probe lines of `rr` output (summary and other event lines are skipped).

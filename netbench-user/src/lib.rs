@@ -13,6 +13,7 @@ pub mod elf;
 pub mod error;
 pub mod experiment;
 pub mod lab;
+pub mod ledger;
 pub mod netlink;
 pub mod netns;
 pub mod observer;

@@ -190,12 +190,29 @@ impl OwnedNetns {
         }
         std::fs::create_dir_all(NETNS_RUN_DIR)?;
         let path = Path::new(NETNS_RUN_DIR).join(name);
+        let entry = crate::ledger::Resource::Netns {
+            name: name.to_owned(),
+        };
+        crate::ledger::record(entry.clone());
+        let made = Self::make(&path);
+        if made.is_err() {
+            crate::ledger::release(&entry);
+        }
+        made?;
+        Ok(Self {
+            name: name.to_owned(),
+            path,
+            removed: false,
+        })
+    }
+
+    fn make(path: &Path) -> io::Result<()> {
         // create_new: never take over a namespace someone else named.
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&path)?;
-        let target = path.clone();
+            .open(path)?;
+        let target = path.to_owned();
         let made = std::thread::spawn(move || -> io::Result<()> {
             unshare(CloneFlags::CLONE_NEWNET)?;
             // thread-self: /proc/self/ns/net would name the main thread's namespace.
@@ -211,14 +228,10 @@ impl OwnedNetns {
         .join()
         .map_err(|_| io::Error::other("netns creation thread panicked"))?;
         if let Err(e) = made {
-            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(path);
             return Err(e);
         }
-        Ok(Self {
-            name: name.to_owned(),
-            path,
-            removed: false,
-        })
+        Ok(())
     }
 
     #[must_use]
@@ -261,9 +274,15 @@ fn remove_named(path: &Path) -> io::Result<()> {
         Err(e) => return Err(e.into()),
     }
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
     }
+    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+        crate::ledger::release(&crate::ledger::Resource::Netns {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Names of namespaces under [`NETNS_RUN_DIR`] that carry netbench's prefix.

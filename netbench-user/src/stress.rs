@@ -53,6 +53,7 @@ pub enum StressError {
 pub struct CpuStress {
     child: Child,
     pgid: Option<i32>,
+    _listed: crate::ledger::ProcessGuard,
 }
 
 impl CpuStress {
@@ -73,12 +74,17 @@ impl CpuStress {
             .spawn()
             .map_err(StressError::Spawn)?;
         let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+        let listed = crate::ledger::ProcessGuard::new(child.id(), "stress-ng", true);
         // Give it a moment to fork its workers; an immediate exit is an error.
         tokio::time::sleep(Duration::from_millis(300)).await;
         if let Ok(Some(status)) = child.try_wait() {
             return Err(StressError::Exited(status));
         }
-        Ok(Self { child, pgid })
+        Ok(Self {
+            child,
+            pgid,
+            _listed: listed,
+        })
     }
 
     /// Stop stress-ng and its workers, and reap it.

@@ -19,6 +19,7 @@ use bollard::{
 use futures::StreamExt as _;
 
 use super::{DockerError, Engine, api, is_not_found};
+use crate::ledger::{self, Resource};
 
 /// How a container joins the network.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,11 +82,24 @@ pub async fn start(engine: &Engine, spec: &ContainerSpec) -> Result<Container, D
     let options = CreateContainerOptionsBuilder::default()
         .name(&spec.name)
         .build();
-    let created = engine
-        .docker
-        .create_container(Some(options), body)
-        .await
-        .map_err(api(format!("creating container {}", spec.name)))?;
+    let entry = Resource::Container {
+        name: spec.name.clone(),
+        id: None,
+    };
+    ledger::record(entry.clone());
+    let created = engine.docker.create_container(Some(options), body).await;
+    if matches!(&created, Err(e) if super::is_conflict(e)) {
+        // The name is someone else's: nothing of ours to remove.
+        ledger::release(&entry);
+    }
+    let created = created.map_err(api(format!("creating container {}", spec.name)))?;
+    ledger::update(
+        &entry,
+        Resource::Container {
+            name: spec.name.clone(),
+            id: Some(created.id.clone()),
+        },
+    );
     let started = async {
         engine
             .docker
@@ -193,7 +207,13 @@ pub async fn remove(engine: &Engine, id: &str) -> Result<(), DockerError> {
         .build();
     match engine.docker.remove_container(id, Some(options)).await {
         Err(e) if !is_not_found(&e) => Err(api(format!("removing container {id}"))(e)),
-        _ => Ok(()),
+        _ => {
+            ledger::release_where(|r| {
+                matches!(r, Resource::Container { name, id: cid }
+                    if name == id || cid.as_deref() == Some(id))
+            });
+            Ok(())
+        }
     }
 }
 

@@ -136,12 +136,19 @@ pub(crate) fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error
 /// Is this API error a 404 (no such object)?
 #[must_use]
 pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    status_is(e, 404)
+}
+
+/// Is this API error a 409 (the name is taken)?
+#[must_use]
+pub fn is_conflict(e: &bollard::errors::Error) -> bool {
+    status_is(e, 409)
+}
+
+fn status_is(e: &bollard::errors::Error, code: u16) -> bool {
     matches!(
         e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code
     )
 }
 

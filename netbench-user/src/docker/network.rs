@@ -10,6 +10,7 @@ use bollard::{
 
 use super::{DockerError, Engine, api, is_not_found, labels};
 use crate::{
+    ledger::{self, Resource},
     netlink::{self},
     netns::NetnsRef,
 };
@@ -57,11 +58,14 @@ async fn create(
         labels: Some(labels::labels(run, &format!("{kind}-network"))),
         ..NetworkCreateRequest::default()
     };
-    let created = engine
-        .docker
-        .create_network(request)
-        .await
-        .map_err(api(format!("creating {driver} network {name}")))?;
+    let entry = Resource::Network { name: name.clone() };
+    ledger::record(entry.clone());
+    let created = engine.docker.create_network(request).await;
+    if matches!(&created, Err(e) if super::is_conflict(e)) {
+        // The name is someone else's: nothing of ours to remove.
+        ledger::release(&entry);
+    }
+    let created = created.map_err(api(format!("creating {driver} network {name}")))?;
     Ok(Network {
         name,
         id: created.id,
@@ -113,7 +117,12 @@ pub async fn create_overlay(engine: &Engine, run: &str) -> Result<Network, Docke
 pub async fn remove(engine: &Engine, name: &str) -> Result<(), DockerError> {
     match engine.docker.remove_network(name).await {
         Err(e) if !is_not_found(&e) => Err(api(format!("removing network {name}"))(e)),
-        _ => Ok(()),
+        _ => {
+            ledger::release(&Resource::Network {
+                name: name.to_owned(),
+            });
+            Ok(())
+        }
     }
 }
 
@@ -163,6 +172,7 @@ pub async fn init_swarm(engine: &mut Engine, run: &str) -> Result<(), DockerErro
         .docker
         .inspect_network(GWBRIDGE, None::<InspectNetworkOptions>)
         .await;
+    ledger::record(Resource::Swarm);
     if matches!(&gw, Err(e) if is_not_found(e)) {
         // The options swarm itself gives it (Docker's "customize docker_gwbridge").
         let options = HashMap::from([
@@ -248,6 +258,9 @@ pub async fn leave_swarm_if_ours(
     {
         remove(engine, GWBRIDGE).await?;
     }
+    if engine.swarm_state != "active" {
+        ledger::release(&Resource::Swarm);
+    }
     Ok(ours)
 }
 
@@ -274,7 +287,19 @@ pub fn parent_names(run: &str) -> (String, String) {
 pub async fn create_parent(run: &str) -> Result<MacvlanParent, DockerError> {
     let (name, peer) = parent_names(run);
     let h = netlink::handle_in(&NetnsRef::Current)?;
-    netlink::create_veth(&h, &name, &peer).await?;
+    let entry = Resource::Link { name: name.clone() };
+    ledger::record(entry.clone());
+    if let Err(e) = netlink::create_veth(&h, &name, &peer).await {
+        if netlink::link_by_name(&h, &name)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            ledger::release(&entry);
+        }
+        return Err(e.into());
+    }
     let parent = MacvlanParent {
         name: name.clone(),
         peer: Some(peer.clone()),
@@ -289,7 +314,9 @@ pub async fn create_parent(run: &str) -> Result<MacvlanParent, DockerError> {
     }
     .await;
     if let Err(e) = configured {
-        let _ = netlink::delete_link(&h, &name).await;
+        if netlink::delete_link(&h, &name).await.is_ok() {
+            ledger::release(&entry);
+        }
         return Err(e);
     }
     Ok(parent)
@@ -304,7 +331,11 @@ pub async fn delete_parent(parent: &MacvlanParent) -> Result<(), DockerError> {
         return Ok(());
     }
     let h = netlink::handle_in(&NetnsRef::Current)?;
-    Ok(netlink::delete_link(&h, &parent.name).await?)
+    netlink::delete_link(&h, &parent.name).await?;
+    ledger::release(&Resource::Link {
+        name: parent.name.clone(),
+    });
+    Ok(())
 }
 
 /// Whether host link `name` exists (for `--macvlan-parent`).

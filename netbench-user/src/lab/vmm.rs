@@ -46,6 +46,7 @@ pub trait Vmm: Send {
 /// The stand-in VMM: a relay process, killed by its handle on drop.
 pub struct StandIn {
     child: Child,
+    _listed: crate::ledger::ProcessGuard,
 }
 
 /// Where the `netbench` binary is (the relay runs as `netbench vmm-relay`): `$NETBENCH_BIN`,
@@ -115,6 +116,7 @@ impl StandIn {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()?;
+        let listed = crate::ledger::ProcessGuard::new(child.id(), "netbench vmm-relay", false);
         let stdout = child
             .stdout
             .take()
@@ -122,7 +124,10 @@ impl StandIn {
         let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
         let ready = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await;
         match ready {
-            Ok(Ok(Some(line))) if line.contains("ready") => Ok(Self { child }),
+            Ok(Ok(Some(line))) if line.contains("ready") => Ok(Self {
+                child,
+                _listed: listed,
+            }),
             other => {
                 let _ = child.start_kill();
                 Err(io::Error::other(format!(

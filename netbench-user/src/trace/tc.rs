@@ -123,23 +123,29 @@ pub(super) fn attach_both(
     ] {
         let prog = classifier(ebpf, program)?;
         let ifname = device.ifname.clone();
+        let entry = clsact_entry(device);
         let attached = in_netns(&device.netns, move || {
             let mut added_clsact = false;
             let options = match mode {
                 TcMode::Netlink => {
                     // An existing clsact (EEXIST) is the user's: use it, never remove it.
+                    crate::ledger::record(entry.clone());
                     match qdisc_add_clsact(&ifname) {
                         Ok(()) => added_clsact = true,
-                        Err(e) if is_eexist(&e) => {}
-                        Err(e) => return Err(aya::programs::ProgramError::from(e)),
+                        Err(e) => {
+                            crate::ledger::release(&entry);
+                            if !is_eexist(&e) {
+                                return Err(aya::programs::ProgramError::from(e));
+                            }
+                        }
                     }
                     TcAttachOptions::Netlink(aya::programs::tc::NlOptions::default())
                 }
                 _ => TcAttachOptions::TcxOrder(LinkOrder::default()),
             };
             let res = prog.attach_with_options(&ifname, attach_type, options);
-            if res.is_err() && added_clsact {
-                let _ = crate::netlink::delete_clsact_here(&ifname);
+            if res.is_err() && added_clsact && crate::netlink::delete_clsact_here(&ifname).is_ok() {
+                crate::ledger::release(&entry);
                 added_clsact = false;
             }
             res.map(|link| (link, added_clsact))
@@ -187,11 +193,12 @@ pub(super) fn detach_all(ebpf: &mut Ebpf, attachments: Vec<Attachment>) -> Resul
         let prog = classifier(ebpf, a.program)?;
         let ifname = a.device.ifname.clone();
         let added_clsact = a.added_clsact;
+        let entry = clsact_entry(&a.device);
         let res = in_netns(&a.device.netns, move || {
             let res = prog.detach(link);
-            if added_clsact {
-                // Removing clsact also removes any filter still on it.
-                let _ = crate::netlink::delete_clsact_here(&ifname);
+            // Removing clsact also removes any filter still on it.
+            if added_clsact && crate::netlink::delete_clsact_here(&ifname).is_ok() {
+                crate::ledger::release(&entry);
             }
             res
         });
@@ -211,6 +218,18 @@ pub(super) fn detach_all(ebpf: &mut Ebpf, attachments: Vec<Attachment>) -> Resul
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// The ledger entry of a clsact qdisc netbench adds to `device`.
+fn clsact_entry(device: &HookDevice) -> crate::ledger::Resource {
+    crate::ledger::Resource::Clsact {
+        netns: match &device.netns {
+            NetnsRef::Current => None,
+            NetnsRef::Path(p) => Some(p.clone()),
+        },
+        netns_ino: crate::ledger::netns_inode(&device.netns).unwrap_or(0),
+        ifname: device.ifname.clone(),
+    }
 }
 
 fn is_eexist(e: &aya::programs::tc::TcError) -> bool {
