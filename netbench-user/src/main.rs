@@ -1,7 +1,7 @@
 //! The `netbench` command line.
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -91,13 +91,13 @@ struct RunArgs {
     #[arg(long, default_value = "none,cpu")]
     stress: String,
     /// Repetitions per scenario (1..=1000).
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = 15, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1000))]
     reps: u32,
     /// Request/response probes per repetition (1..=1000000).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     probes: u64,
     /// Seconds of TCP bulk transfer per repetition (1..=3600).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
     duration: u64,
     /// Results directory (default: results/run-<UTC time>).
     #[arg(long)]
@@ -110,7 +110,7 @@ struct RunArgs {
     #[arg(long)]
     macvlan_parent: Option<String>,
     /// stress-ng CPU workers in the server container (0 = one per CPU).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=1024))]
     stress_cpus: u32,
     /// Tracing while bandwidth is measured: off (detached) or count-only.
     #[arg(long, value_enum, default_value = "off")]
@@ -128,10 +128,10 @@ struct LabArgs {
     #[arg(long, value_enum, default_value = "veth")]
     path: netbench::lab::LabPath,
     /// Request/response probes to send (1..=1000000).
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 2000, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     probes: u64,
     /// Probe message size in bytes (24..=1400).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(24..=1400))]
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(24..=1400))]
     size: u64,
     /// Transport of the probes.
     #[arg(long, value_parser = ["udp", "tcp"], default_value = "udp")]
@@ -145,7 +145,7 @@ struct LabArgs {
     /// Pairs of traced and untraced blocks (ABBA order) the probes are split into;
     /// each mode sends `--probes` in all. The untraced blocks give the round trip
     /// and, against the traced ones, the observer effect.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=100))]
     pairs: u32,
     /// CPUs of the client and server agents: `split` (CPU 0 and 1), `same` (both on
     /// CPU 0) or `any` (unpinned; blocks may land on different placements).
@@ -158,18 +158,117 @@ struct LabArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    tighten_umask();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
+    if !matches!(
+        cli.command,
+        Command::VmmRelay { .. }
+            | Command::Cleanup { .. }
+            | Command::Doctor {
+                kvm_probe_child: true,
+                ..
+            }
+    ) && let Some(notice) = netbench::ledger::stale_notice()
+    {
+        netbench::out::eprintln(&notice);
+    }
+    let code = run(cli);
+    // Every exit path ends here: what the ledger still lists goes (normally nothing).
+    let left = netbench::exit::sweep();
+    match code {
+        Ok(code) if left > 0 && code == ExitCode::SUCCESS => ExitCode::FAILURE,
         Ok(code) => code,
         Err(e) => {
             // One clear line, no backtrace.
-            eprintln!("netbench: {}", one_line(&e));
-            ExitCode::FAILURE
+            netbench::out::eprintln(&format!("netbench: {}", one_line(&e)));
+            if e.is::<Usage>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
+/// Bad input found after clap's parsing (a list item, a path): exit code 2, as clap's.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+/// Nothing netbench writes (results, plots, figures) is group- or world-writable,
+/// whatever umask it was started with.
+fn tighten_umask() {
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o022));
+    umask(old | Mode::S_IWGRP | Mode::S_IWOTH);
+}
+
+/// `--help` and `--version` as clap prints them (stdout, exit 0); any other parse error
+/// as one line on stderr (no usage dump), exit 2.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // A closed stdout (`| head`) is not an error here.
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            netbench::out::eprintln(&format!("netbench: {}", usage_line(e)));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A clap error as one line: its first paragraph (the error, with the possible values
+/// clap lists under it) and its tips, without the usage and the `--help` hint.
+fn usage_line(e: &clap::Error) -> String {
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        return format!(
+            "missing subcommand ({}); see 'netbench --help'",
+            names.join(", ")
+        );
+    }
+    one_line_of(&e.render().to_string())
+}
+
+/// The one-line form of clap's rendered error text (see [`usage_line`]).
+fn one_line_of(text: &str) -> String {
+    let flat = |para: &str| {
+        para.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut paras = text.split("\n\n").map(flat).filter(|p| !p.is_empty());
+    let first = paras.next().unwrap_or_default();
+    let mut line = first.strip_prefix("error: ").unwrap_or(&first).to_owned();
+    for tip in paras.filter(|p| p.starts_with("tip:")) {
+        line.push_str(" (");
+        line.push_str(&tip);
+        line.push(')');
+    }
+    line
+}
+
 fn run_lab(a: LabArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "lab needs root (eBPF, network namespaces): run it with sudo"
+    );
+    if let Some(dir) = &a.out {
+        // Before the measurement: a directory that cannot take the results would lose it.
+        netbench::results::check_writable(dir)?;
+    }
     let config = netbench::lab::run::LabConfig {
         path: a.path,
         probes: a.probes,
@@ -186,7 +285,12 @@ fn run_lab(a: LabArgs) -> anyhow::Result<ExitCode> {
         sched: a.sched,
     };
     let rt = tokio::runtime::Runtime::new()?;
-    let result = rt.block_on(netbench::lab::run::run_lab(&config))?;
+    let result = match rt.block_on(netbench::exit::or_signal(netbench::lab::run::run_lab(
+        &config,
+    ))) {
+        Ok(result) => result?,
+        Err(signal) => return Ok(interrupted(signal)),
+    };
     netbench::out::print(&netbench::lab::run::render_table(&result));
     if let Some(dir) = a.out {
         let file = netbench::lab::run::write_results(&dir, &result)?;
@@ -250,13 +354,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             default_cmd,
         } => run_bench(short, out, only, default_cmd),
         Command::Cleanup { images } => {
+            let stale = cleanup_stale()?;
             let names = netbench::netns::list_owned();
             for name in &names {
                 netbench::netns::remove_owned(name)?;
                 netbench::out::println(&format!("removed netns {name}"));
             }
             let (docker_removed, failures) = cleanup_docker(images)?;
-            if names.is_empty() && docker_removed == 0 && failures == 0 {
+            let failures = failures + stale.failed.len();
+            if stale.removed.is_empty() && names.is_empty() && docker_removed == 0 && failures == 0
+            {
                 netbench::out::println("nothing to clean up");
             }
             Ok(if failures == 0 {
@@ -266,6 +373,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// A lab or bench stopped by SIGINT/SIGTERM: its future was dropped (destructors ran);
+/// the ledger sweep in `main` removes the rest. Exit 128 + the signal.
+fn interrupted(signal: i32) -> ExitCode {
+    netbench::out::eprintln(&format!(
+        "netbench: interrupted ({}): cleaned up, nothing written",
+        if signal == libc::SIGTERM {
+            "SIGTERM"
+        } else {
+            "Ctrl-C"
+        }
+    ));
+    ExitCode::from(netbench::exit::signal_exit_code(signal))
+}
+
+/// The ledger part of `netbench cleanup`: remove exactly what the state files of killed
+/// netbench processes name, one line per object.
+fn cleanup_stale() -> anyhow::Result<netbench::ledger::Swept> {
+    for (path, file) in netbench::ledger::others() {
+        match file {
+            Ok(f) if f.owner_alive() => netbench::out::println(&format!(
+                "netbench pid {} is still running: left its objects alone ({})",
+                f.pid,
+                f.summary()
+            )),
+            Ok(_) => {}
+            Err(why) => netbench::out::eprintln(&format!(
+                "netbench: cleanup: unreadable state file {}: {why}",
+                path.display()
+            )),
+        }
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    let swept = rt.block_on(netbench::ledger::clean_stale());
+    for line in swept.lines() {
+        netbench::out::println(&line);
+    }
+    for (what, why) in &swept.failed {
+        netbench::out::eprintln(&format!(
+            "netbench: cleanup: could not remove {what}: {why}"
+        ));
+    }
+    Ok(swept)
 }
 
 /// `netbench run`: the matrix, then the table, the findings and where the results are.
@@ -289,11 +440,13 @@ fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.bandwidth_tracing,
         args.sched,
     )
-    .map_err(anyhow::Error::msg)?;
+    .map_err(Usage)?;
     anyhow::ensure!(
         nix::unistd::geteuid().is_root(),
         "run needs root (eBPF, network namespaces, Docker): run `cargo xtask run`"
     );
+    // Before the matrix: a directory that cannot take the results would lose the run.
+    netbench::results::check_writable(&config.out)?;
     let rt = tokio::runtime::Runtime::new()?;
     let outcome = rt.block_on(async {
         let cancel = netbench::experiment::Cancel::new();
@@ -310,7 +463,7 @@ fn run_experiment(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for failure in &outcome.cleanup.failures {
-        eprintln!("cleanup: {failure}");
+        netbench::out::eprintln(&format!("cleanup: {failure}"));
     }
     netbench::out::println(&format!(
         "\nresults: {} (results.json, summary.csv{}); stage tables: netbench report {}",
@@ -366,7 +519,7 @@ fn cleanup_docker(images: bool) -> anyhow::Result<(usize, usize)> {
             netbench::out::println(&line);
         }
         for failure in &removed.failures {
-            eprintln!("netbench: cleanup: {failure}");
+            netbench::out::eprintln(&format!("netbench: cleanup: {failure}"));
         }
         Ok((removed.lines().len(), removed.failures.len()))
     })
@@ -400,8 +553,24 @@ fn run_bench(
             .map_or(0, |d| d.as_secs());
         std::path::PathBuf::from(format!("results/bench-{secs}.json"))
     });
+    // Before the measurements: a file that cannot be written would lose the figures.
+    if out.is_dir() {
+        return Err(Usage(format!(
+            "--out: {} is a directory, not a file",
+            out.display()
+        ))
+        .into());
+    }
+    netbench::results::check_writable(
+        out.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new(".")),
+    )?;
     let rt = tokio::runtime::Runtime::new()?;
-    let report = rt.block_on(netbench::bench::run(&config));
+    let report = match rt.block_on(netbench::exit::or_signal(netbench::bench::run(&config))) {
+        Ok(report) => report,
+        Err(signal) => return Ok(interrupted(signal)),
+    };
     netbench::out::print(&netbench::bench::render(&report));
     report.write(&out)?;
     netbench::out::println(&format!("figures: {}", out.display()));
@@ -420,7 +589,45 @@ fn one_line(e: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use clap::Parser as _;
+
+    use super::{Cli, one_line, usage_line};
+
+    fn parse_error(args: &[&str]) -> String {
+        let Err(e) = Cli::try_parse_from(std::iter::once("netbench").chain(args.iter().copied()))
+        else {
+            panic!("{args:?} parsed");
+        };
+        usage_line(&e)
+    }
+
+    #[test]
+    fn clap_errors_are_one_line_with_the_valid_values_and_tips() {
+        for (args, want) in [
+            (
+                &["lab", "--path", "x"][..],
+                "invalid value 'x' for '--path <PATH>' [possible values: veth, bridge, tap]",
+            ),
+            (
+                &["run", "--reps", "-1"],
+                "invalid value '-1' for '--reps <REPS>': -1 is not in 1..=1000",
+            ),
+            (
+                &["run", "--rep", "3"],
+                "unexpected argument '--rep' found (tip: a similar argument exists: '--reps')",
+            ),
+            (
+                &["report"],
+                "the following required arguments were not provided: <DIR>",
+            ),
+            (
+                &[],
+                "missing subcommand (doctor, lab, run, report, bench, cleanup); see 'netbench --help'",
+            ),
+        ] {
+            assert_eq!(parse_error(args), want, "{args:?}");
+        }
+    }
 
     #[test]
     fn an_error_chain_is_one_line() {

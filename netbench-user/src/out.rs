@@ -17,3 +17,13 @@ pub fn println(text: &str) {
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush());
 }
+
+/// One line to stderr (an error or a warning), never a panic: a closed or broken stderr
+/// loses the line, and the exit code still says what happened.
+pub fn eprintln(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err
+        .write_all(text.as_bytes())
+        .and_then(|()| err.write_all(b"\n"))
+        .and_then(|()| err.flush());
+}

@@ -38,6 +38,74 @@ pub enum ReportError {
     Schema { path: PathBuf, schema: u32 },
     #[error("serialising the results")]
     Serialize(#[source] serde_json::Error),
+    #[error("cannot write results in {path}")]
+    NotWritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Check that results can be written in `dir` before any work starts: create it (as
+/// [`Results::write`] would), create and remove a probe file, then remove the
+/// directories the check created, so a run that fails later leaves nothing behind.
+///
+/// # Errors
+/// [`ReportError::NotWritable`] naming `dir`: a file in the way, no permission, a
+/// read-only or pseudo file system (`/proc`).
+pub fn check_writable(dir: &Path) -> Result<(), ReportError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Innermost first, the order they are removed in.
+    let missing = missing_dirs(dir);
+    let probe = || -> std::io::Result<()> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        create_dirs(dir)?;
+        let file = dir.join(format!(".netbench-write-check-{}", std::process::id()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&file)?;
+        std::fs::remove_file(&file)
+    };
+    let result = probe();
+    for d in missing {
+        let _ = std::fs::remove_dir(d);
+    }
+    result.map_err(|source| ReportError::NotWritable {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Results files: read by all, written by the owner only.
+const FILE_MODE: u32 = 0o644;
+/// Results directories netbench creates.
+const DIR_MODE: u32 = 0o755;
+
+/// The ancestors of `dir` (itself included) that do not exist, innermost first.
+fn missing_dirs(dir: &Path) -> Vec<&Path> {
+    let not_found = |p: &Path| matches!(std::fs::symlink_metadata(p), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    dir.ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && not_found(a))
+        .collect()
+}
+
+/// `create_dir_all`, each directory it creates [`DIR_MODE`] whatever the umask
+/// (existing directories keep their permissions).
+fn create_dirs(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let missing = missing_dirs(dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
+    for d in missing {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(DIR_MODE))?;
+    }
+    Ok(())
 }
 
 /// Where and with what a run happened.
@@ -305,7 +373,8 @@ impl Results {
     /// When the file is missing or not a results file.
     pub fn load(dir: &Path) -> Result<Self, ReportError> {
         let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Io {
+        // Bytes, not a string: a file that is not UTF-8 is "not a results.json" too.
+        let text = std::fs::read(&path).map_err(|source| ReportError::Io {
             path: path.clone(),
             source,
         })?;
@@ -316,16 +385,16 @@ impl Results {
     }
 
     /// Parse a results document of any schema from [`OLDEST_SCHEMA`] to [`SCHEMA`].
-    fn parse(text: &str) -> Result<Self, ParseError> {
+    fn parse(text: &[u8]) -> Result<Self, ParseError> {
         #[derive(Deserialize)]
         struct Head {
             schema: u32,
         }
-        let head: Head = serde_json::from_str(text).map_err(ParseError::Json)?;
+        let head: Head = serde_json::from_slice(text).map_err(ParseError::Json)?;
         if !(OLDEST_SCHEMA..=SCHEMA).contains(&head.schema) {
             return Err(ParseError::Schema(head.schema));
         }
-        serde_json::from_str(text).map_err(ParseError::Json)
+        serde_json::from_slice(text).map_err(ParseError::Json)
     }
 
     /// Write `results.json` and `summary.csv` into `dir` (created if needed). Writes
@@ -341,7 +410,7 @@ impl Results {
             let path = path.to_path_buf();
             move |source| ReportError::Io { path, source }
         };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        create_dirs(dir).map_err(io(dir))?;
         let json = if self.schema == SCHEMA {
             json_text(self)?
         } else {
@@ -363,10 +432,34 @@ enum ParseError {
     Schema(u32),
 }
 
+/// Write `text` to `path` through a temporary file in the same directory: synced, then
+/// renamed over `path`, so `path` is the old file or the whole new one, never a part. The
+/// file is [`FILE_MODE`] whatever the umask or a stale temporary file said; on an error
+/// the temporary file is removed.
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::{
+        io::Write as _, os::unix::fs::OpenOptionsExt as _, os::unix::fs::PermissionsExt as _,
+    };
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, path)
+    let write = || -> std::io::Result<()> {
+        // A temporary file left by a killed run: its permissions are not ours to keep.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 fn json_text<T: Serialize>(v: &T) -> Result<String, ReportError> {
@@ -413,6 +506,77 @@ mod tests {
         assert!(Results::load(&dir).is_err());
     }
 
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn written_files_are_0644_and_created_directories_0755() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let top = std::env::temp_dir().join(format!("nb-perm-test-{}", std::process::id()));
+        let dir = top.join("a/b");
+        let _ = std::fs::remove_dir_all(&top);
+        std::fs::create_dir_all(&top).unwrap();
+        sample().write(&dir).unwrap();
+        assert_eq!(mode(&dir.join("results.json")), 0o644);
+        assert_eq!(mode(&dir.join("summary.csv")), 0o644);
+        assert_eq!((mode(&dir), mode(&top.join("a"))), (0o755, 0o755));
+        // A world-writable temporary file left by a killed run does not pass its mode on.
+        let stale = dir.join("results.tmp");
+        std::fs::write(&stale, "half").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o666)).unwrap();
+        sample().write(&dir).unwrap();
+        assert_eq!(mode(&dir.join("results.json")), 0o644);
+        assert!(!stale.exists(), "the temporary file is renamed, not left");
+        std::fs::remove_dir_all(&top).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_is_an_error_and_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("nb-wfail-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // results.json is a non-empty directory: the rename over it fails.
+        std::fs::create_dir_all(dir.join("results.json/x")).unwrap();
+        let e = sample().write(&dir).unwrap_err();
+        assert!(
+            matches!(&e, ReportError::Io { path, .. } if path.ends_with("results.json")),
+            "{e:?}"
+        );
+        assert!(!dir.join("results.tmp").exists());
+        assert!(!dir.join("summary.csv").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+        // A regular file where the directory should be.
+        let file = std::env::temp_dir().join(format!("nb-wfile-test-{}", std::process::id()));
+        std::fs::write(&file, "x").unwrap();
+        assert!(matches!(sample().write(&file), Err(ReportError::Io { .. })));
+        std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn check_writable_names_the_directory_and_leaves_nothing() {
+        let top = std::env::temp_dir().join(format!("nb-check-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&top);
+        std::fs::create_dir_all(&top).unwrap();
+        // Missing directories are created for the check and removed after it.
+        check_writable(&top.join("x/y/z")).unwrap();
+        assert_eq!(std::fs::read_dir(&top).unwrap().count(), 0);
+        // An existing directory keeps what it has, and gets nothing new.
+        std::fs::write(top.join("keep"), "").unwrap();
+        check_writable(&top).unwrap();
+        assert_eq!(std::fs::read_dir(&top).unwrap().count(), 1);
+        for bad in [top.join("keep"), top.join("keep/sub"), "/proc/nb-x".into()] {
+            let e = check_writable(&bad).unwrap_err();
+            let line = crate::error::one_line(&e);
+            assert!(
+                line.starts_with(&format!("cannot write results in {}: ", bad.display())),
+                "{line}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(&top).unwrap().count(), 1);
+        std::fs::remove_dir_all(&top).unwrap();
+    }
+
     #[test]
     fn serialisation_failure_is_an_error_not_an_empty_file() {
         // JSON object keys must be strings: a map keyed by tuples cannot be written.
@@ -454,7 +618,7 @@ mod tests {
 
     #[test]
     fn schema_1_files_still_load_and_render() {
-        let r = Results::parse(SCHEMA_1).map_err(|_| ()).unwrap();
+        let r = Results::parse(SCHEMA_1.as_bytes()).map_err(|_| ()).unwrap();
         assert_eq!(r.schema, 1);
         let ok = &r.scenarios[0];
         assert_eq!(ok.status, Status::Ok);
@@ -509,10 +673,16 @@ mod tests {
     #[test]
     fn unknown_schemas_are_refused_with_the_number() {
         let newer = SCHEMA_1.replacen(r#""schema": 1"#, r#""schema": 3"#, 1);
-        assert!(matches!(Results::parse(&newer), Err(ParseError::Schema(3))));
+        assert!(matches!(
+            Results::parse(newer.as_bytes()),
+            Err(ParseError::Schema(3))
+        ));
         let older = SCHEMA_1.replacen(r#""schema": 1"#, r#""schema": 0"#, 1);
-        assert!(matches!(Results::parse(&older), Err(ParseError::Schema(0))));
-        assert!(matches!(Results::parse("{}"), Err(ParseError::Json(_))));
+        assert!(matches!(
+            Results::parse(older.as_bytes()),
+            Err(ParseError::Schema(0))
+        ));
+        assert!(matches!(Results::parse(b"{}"), Err(ParseError::Json(_))));
     }
 
     #[test]
