@@ -100,10 +100,11 @@ pub struct StateFile {
 }
 
 impl StateFile {
-    /// Whether the process that wrote this file still runs (same pid, same start time).
+    /// Whether the process that wrote this file still runs (same pid, same start time,
+    /// not a zombie waiting to be reaped).
     #[must_use]
     pub fn owner_alive(&self) -> bool {
-        process_start(self.pid) == Some(self.start)
+        process_start(self.pid) == Some(self.start) && !is_zombie(self.pid)
     }
 
     /// A short count by kind: "2 containers, 1 network".

@@ -11,6 +11,7 @@ pub mod docker;
 pub mod doctor;
 pub mod elf;
 pub mod error;
+pub mod exit;
 pub mod experiment;
 pub mod lab;
 pub mod ledger;

@@ -193,23 +193,8 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
     let removed = state.cleanup().await;
     progress.finish();
     let interrupted = cancel.is_cancelled();
-    // Whatever did not get to run is listed with the reason.
-    for spec in specs.iter().skip(results.scenarios.len()) {
-        results.scenarios.push(failed_scenario(
-            spec,
-            if interrupted {
-                format!("not run: interrupted ({})", cancel.what())
-            } else {
-                format!(
-                    "not run: {}",
-                    matrix
-                        .as_ref()
-                        .err()
-                        .map_or_else(String::new, |e| one_line(e))
-                )
-            },
-        ));
-    }
+    list_not_run(&specs, &mut results, cancel, matrix.as_ref().err());
+    crate::exit::failpoint("report");
     results.write(&cfg.out)?;
     let plots = crate::plot::write_all(&results, &cfg.out).unwrap_or_default();
     Ok(Outcome {
@@ -220,6 +205,23 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
         plots,
         cleanup: removed,
     })
+}
+
+/// Whatever did not get to run is listed with the reason.
+fn list_not_run(
+    specs: &[ScenarioSpec],
+    results: &mut Results,
+    cancel: &Cancel,
+    stopped_by: Option<&ExperimentError>,
+) {
+    for spec in specs.iter().skip(results.scenarios.len()) {
+        let why = if cancel.is_cancelled() {
+            format!("not run: interrupted ({})", cancel.what())
+        } else {
+            format!("not run: {}", stopped_by.map_or_else(String::new, one_line))
+        };
+        results.scenarios.push(failed_scenario(spec, why));
+    }
 }
 
 /// Read-only context of a run.
@@ -271,6 +273,7 @@ async fn run_matrix(
         }
         if images.is_none() {
             progress.phase("building images");
+            crate::exit::failpoint("images");
             let built = tokio::select! {
                 b = build_images(&state.engines, agent, stress_ng) => b,
                 () = ctx.cancel.cancelled() => return Ok(()),

@@ -131,6 +131,7 @@ pub(super) async fn run_scenario(
             () = ctx.cancel.cancelled() => return Err(ExperimentError::Interrupted),
         };
         plan = Some(pair.plan.clone());
+        crate::exit::failpoint("pair");
         state
             .record
             .hooks
@@ -153,6 +154,7 @@ pub(super) async fn run_scenario(
             })?;
             acc.add(lat, &bw);
             progress.rep_done();
+            crate::exit::failpoint("rep");
         }
         Ok(())
     }
