@@ -218,7 +218,7 @@ fn list_not_run(
         let why = if cancel.is_cancelled() {
             format!("not run: interrupted ({})", cancel.what())
         } else {
-            format!("not run: {}", stopped_by.map_or_else(String::new, one_line))
+            format!("not run: {}", stopped_by.map_or_else(String::new, |e| one_line(e)))
         };
         results.scenarios.push(failed_scenario(spec, why));
     }
