@@ -73,10 +73,12 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "stream" => parse_stream(rest).map(Command::Stream),
         "blast" => parse_blast(rest).map(Command::Blast),
         other if other.starts_with('-') => Err(format!(
-            "expected a subcommand (serve, rr, stream, blast) before '{other}'"
+            "expected a subcommand (serve, rr, stream, blast) before '{}'",
+            shown(other)
         )),
         other => Err(format!(
-            "unknown subcommand '{other}' (expected serve, rr, stream, blast or help)"
+            "unknown subcommand '{}' (expected serve, rr, stream, blast or help)",
+            shown(other)
         )),
     }
 }
@@ -92,7 +94,10 @@ fn parse_serve(args: &[String]) -> Result<ServeOpts, String> {
         match name {
             "bind" => {
                 o.bind = v.parse().map_err(|_| {
-                    format!("invalid value '{v}' for --bind: expected an IP address")
+                    format!(
+                        "invalid value '{}' for --bind: expected an IP address",
+                        shown(v)
+                    )
                 })?;
             }
             // Not 0 (the client must know the port) and not 65535 (the sink needs P+1).
@@ -136,7 +141,8 @@ fn parse_rr(args: &[String]) -> Result<RrOpts, String> {
                     "tcp" => Proto::Tcp,
                     _ => {
                         return Err(format!(
-                            "invalid value '{v}' for --proto: expected udp or tcp"
+                            "invalid value '{}' for --proto: expected udp or tcp",
+                            shown(v)
                         ));
                     }
                 };
@@ -144,7 +150,7 @@ fn parse_rr(args: &[String]) -> Result<RrOpts, String> {
             "count" => o.count = int(name, v, 1, 1_000_000)?,
             "rate" => o.rate = int(name, v, 0, 1_000_000)?,
             "size" => o.size = int(name, v, MIN_LEN, MAX_LEN)?,
-            "timeout-ms" => o.timeout = Duration::from_millis(int(name, v, 1, 60_000)?),
+            "timeout-ms" => o.timeout = millis(name, v, 1, 60_000)?,
             "run-id" => run_id = Some(int(name, v, 0, u32::MAX)?),
             _ => o.max = seconds(name, v, 86_400)?,
         }
@@ -230,14 +236,22 @@ impl<'a> Opts<'a> {
         };
         self.args = rest;
         let Some(body) = arg.strip_prefix("--") else {
-            return Err(format!("unexpected argument '{arg}' for {}", self.cmd));
+            return Err(format!(
+                "unexpected argument '{}' for {}",
+                shown(arg),
+                self.cmd
+            ));
         };
         let (name, inline) = match body.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (body, None),
         };
         let Some(&name) = self.known.iter().find(|k| **k == name) else {
-            return Err(format!("unknown option '--{name}' for {}", self.cmd));
+            return Err(format!(
+                "unknown option '--{}' for {}",
+                shown(name),
+                self.cmd
+            ));
         };
         if self.seen.contains(&name) {
             return Err(format!("option --{name} given twice"));
@@ -267,18 +281,70 @@ fn int<T: FromStr + PartialOrd + Display + Copy>(
     match v.parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
         _ => Err(format!(
-            "invalid value '{v}' for --{name}: expected an integer from {min} to {max}"
+            "invalid value '{}' for --{name}: expected an integer from {min} to {max}",
+            shown(v)
         )),
     }
 }
 
-/// A positive number of seconds (fractions allowed), at most `max`.
+/// A positive number of seconds (a decimal: `10`, `2.5`), at most `max`.
 fn seconds(name: &str, v: &str, max: u32) -> Result<Duration, String> {
-    match v.parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 && s <= f64::from(max) => Ok(Duration::from_secs_f64(s)),
+    match decimal(v, 9) {
+        Some(d) if !d.is_zero() && d <= Duration::from_secs(max.into()) => Ok(d),
         _ => Err(format!(
-            "invalid value '{v}' for --{name}: expected seconds, more than 0 and at most {max}"
+            "invalid value '{}' for --{name}: expected seconds, more than 0 and at most {max}",
+            shown(v)
         )),
+    }
+}
+
+/// Milliseconds from `min` to `max` (a decimal: `1000`, `0.5`).
+fn millis(name: &str, v: &str, min: u32, max: u32) -> Result<Duration, String> {
+    match decimal(v, 6) {
+        Some(d)
+            if d >= Duration::from_millis(min.into()) && d <= Duration::from_millis(max.into()) =>
+        {
+            Ok(d)
+        }
+        _ => Err(format!(
+            "invalid value '{}' for --{name}: expected milliseconds from {min} to {max}",
+            shown(v)
+        )),
+    }
+}
+
+/// A decimal number (`12`, `2.5`, `.5`, `3.`) of a unit of `10^digits` nanoseconds, read
+/// exactly (no float: netbench's durations come back as they were sent); digits past
+/// the nanosecond are dropped. `None` for anything else, or too large for a `Duration`.
+fn decimal(v: &str, digits: u32) -> Option<Duration> {
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let is_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !is_digits(whole) || !is_digits(frac) {
+        return None;
+    }
+    let unit = 10u128.pow(digits);
+    let mut ns = 0u128;
+    for b in whole.bytes() {
+        ns = ns.checked_mul(10)?.checked_add(u128::from(b - b'0'))?;
+    }
+    ns = ns.checked_mul(unit)?;
+    let mut scale = unit;
+    for b in frac.bytes().take(digits as usize) {
+        scale /= 10;
+        ns += u128::from(b - b'0') * scale;
+    }
+    let secs = u64::try_from(ns / 1_000_000_000).ok()?;
+    let nanos = u32::try_from(ns % 1_000_000_000).ok()?;
+    Some(Duration::new(secs, nanos))
+}
+
+/// An argument as an error message quotes it: control characters escaped, so the
+/// message stays one line whatever was typed.
+fn shown(v: &str) -> String {
+    if v.chars().any(char::is_control) {
+        v.escape_debug().to_string()
+    } else {
+        v.to_owned()
     }
 }
 
@@ -299,7 +365,8 @@ fn server_addr(v: &str, default_port: u16) -> Result<SocketAddr, String> {
     match addr {
         Some(a) if a.port() != 0 => Ok(a),
         _ => Err(format!(
-            "invalid value '{v}' for --server: expected IP or IP:PORT (no host names, port not 0)"
+            "invalid value '{}' for --server: expected IP or IP:PORT (no host names, port not 0)",
+            shown(v)
         )),
     }
 }
@@ -488,6 +555,19 @@ mod tests {
             ("rr --server 1.2.3.4 --count 0", "--count"),
             ("rr --server 1.2.3.4 --count -1", "--count"),
             ("rr --server 1.2.3.4 --timeout-ms 0", "--timeout-ms"),
+            ("rr --server 1.2.3.4 --timeout-ms 0.5", "from 1 to 60000"),
+            (
+                "rr --server 1.2.3.4 --timeout-ms 60000.000001",
+                "from 1 to 60000",
+            ),
+            ("serve --max-seconds 0.0000000001", "more than 0"),
+            ("serve --max-seconds 1e3", "--max-seconds"),
+            ("serve --max-seconds .", "--max-seconds"),
+            ("serve --max-seconds 1.2.3", "--max-seconds"),
+            (
+                "serve --max-seconds 99999999999999999999999999999999999999999",
+                "--max-seconds",
+            ),
             ("rr --server 1.2.3.4 --run-id 4294967296", "--run-id"),
             ("stream", "stream needs --server"),
             ("stream --server 1.2.3.4 --seconds 3601", "at most 3600"),
@@ -502,6 +582,228 @@ mod tests {
             let err = p(line).expect_err(line);
             assert!(err.contains(want), "{line:?}: {err:?}");
             assert!(!err.contains('\n'), "{line:?}: {err:?}");
+        }
+    }
+}
+
+/// Properties over generated input (bounded: a few hundred cases, well under a second).
+#[cfg(test)]
+mod fuzz {
+    use std::net::SocketAddrV6;
+
+    use netbench_common::protocol::AgentCommand;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 400,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Any address; IPv6 with any scope id (the CLI cannot carry a flow label, and
+    /// netbench never sets one).
+    fn addr(port: impl Strategy<Value = u16>) -> impl Strategy<Value = SocketAddr> {
+        let ip = prop_oneof![
+            any::<[u8; 4]>().prop_map(|ip| (IpAddr::from(ip), 0)),
+            (any::<[u8; 16]>(), any::<u32>()).prop_map(|(ip, scope)| (IpAddr::from(ip), scope)),
+        ];
+        (ip, port).prop_map(|((ip, scope), port)| match ip {
+            IpAddr::V4(v4) => SocketAddr::from((v4, port)),
+            IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope)),
+        })
+    }
+
+    fn duration(max_secs: u64) -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            (0..=max_secs, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+            (0..=max_secs).prop_map(Duration::from_secs),
+            (0..=max_secs * 1000).prop_map(Duration::from_millis),
+        ]
+    }
+
+    /// A field mostly inside its valid range, sometimes anywhere in its type: most
+    /// generated commands are valid, the rest invalid in one or a few fields.
+    fn field<T: std::fmt::Debug + Clone + 'static>(
+        valid: impl Strategy<Value = T> + 'static,
+        any: impl Strategy<Value = T> + 'static,
+    ) -> BoxedStrategy<T> {
+        prop_oneof![12 => valid, 1 => any].boxed()
+    }
+
+    fn secs(valid_max: u64, max: u64) -> BoxedStrategy<Duration> {
+        field(
+            duration(valid_max).prop_filter("more than 0", |d| !d.is_zero()),
+            duration(max),
+        )
+    }
+
+    /// Every command, each field mostly in range and sometimes over its whole type.
+    fn any_command() -> impl Strategy<Value = AgentCommand> {
+        let port = || field(1u16..=65_534, any::<u16>());
+        let size = || field(MIN_LEN..=MAX_LEN, any::<u32>());
+        let timeout = field(
+            duration(59).prop_filter("1 ms or more", |d| d.as_millis() >= 1),
+            duration(100),
+        );
+        prop_oneof![
+            (
+                any::<[u8; 16]>().prop_map(IpAddr::from),
+                port(),
+                secs(7 * 86_400 - 1, 10 * 86_400)
+            )
+                .prop_map(|(bind, port, max)| AgentCommand::Serve(ServeOpts {
+                    bind,
+                    port,
+                    max
+                })),
+            (
+                addr(port()),
+                any::<bool>(),
+                (
+                    field(1u32..=1_000_000, any::<u32>()),
+                    field(0u32..=1_000_000, any::<u32>()),
+                    size(),
+                    any::<u32>()
+                ),
+                timeout,
+                secs(86_399, 100_000),
+            )
+                .prop_map(
+                    |(server, tcp, (count, rate, size, run_id), timeout, max)| {
+                        AgentCommand::Rr(RrOpts {
+                            server,
+                            proto: if tcp { Proto::Tcp } else { Proto::Udp },
+                            count,
+                            rate,
+                            size,
+                            timeout,
+                            run_id,
+                            max,
+                        })
+                    }
+                ),
+            (
+                addr(port()),
+                secs(3599, 5000),
+                field(1usize..=16 << 20, any::<usize>())
+            )
+                .prop_map(|(server, duration, size)| AgentCommand::Stream(
+                    StreamOpts {
+                        server,
+                        duration,
+                        size
+                    }
+                )),
+            (
+                addr(port()),
+                (
+                    field(0u32..=10_000_000, any::<u32>()),
+                    field(1u64..=100_000_000, any::<u64>()),
+                    size(),
+                    any::<u32>(),
+                    field(1..=crate::blast::MAX_BATCH, any::<u32>()),
+                ),
+                secs(599, 1000),
+            )
+                .prop_map(|(server, (rate, count, size, run_id, batch), max)| {
+                    AgentCommand::Blast(BlastOpts {
+                        server,
+                        rate,
+                        count,
+                        max,
+                        size,
+                        run_id,
+                        batch,
+                    })
+                }),
+        ]
+    }
+
+    fn back(c: Command) -> Option<AgentCommand> {
+        match c {
+            Command::Serve(o) => Some(AgentCommand::Serve(o)),
+            Command::Rr(o) => Some(AgentCommand::Rr(o)),
+            Command::Stream(o) => Some(AgentCommand::Stream(o)),
+            Command::Blast(o) => Some(AgentCommand::Blast(o)),
+            Command::Help | Command::Version => None,
+        }
+    }
+
+    /// Argument lists made of the agent's own words and arbitrary strings.
+    fn any_args() -> impl Strategy<Value = Vec<String>> {
+        let word = prop_oneof![
+            prop::sample::select(vec![
+                "serve",
+                "rr",
+                "stream",
+                "blast",
+                "help",
+                "--help",
+                "-h",
+                "--version",
+                "--server",
+                "--bind",
+                "--port",
+                "--max-seconds",
+                "--proto",
+                "--count",
+                "--rate",
+                "--size",
+                "--timeout-ms",
+                "--run-id",
+                "--seconds",
+                "--batch",
+                "--",
+                "--=",
+                "1",
+                "0",
+                "-1",
+                "1e308",
+                "nan",
+                "inf",
+                "1.5",
+                "0.000000001",
+                "18446744073709551616",
+                "[::1]",
+                "[::1]:9",
+                "1.2.3.4:0",
+                "udp",
+                "tcp",
+                "a\nb",
+                "--port\n",
+                "\r",
+                "--proto=\n",
+            ])
+            .prop_map(str::to_owned),
+            any::<String>(),
+            "--[a-z-]{0,12}(=.{0,8})?",
+        ];
+        prop::collection::vec(word, 0..10)
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// For any command, the agent reads back exactly the command netbench built, or
+        /// refuses it with one line: never a different command.
+        #[test]
+        fn to_args_parses_back_exactly_or_is_refused(cmd in any_command()) {
+            match parse(&cmd.to_args()) {
+                Ok(c) => prop_assert_eq!(back(c), Some(cmd)),
+                Err(e) => prop_assert!(!e.contains('\n') && !e.is_empty(), "{e:?}"),
+            }
+        }
+
+        /// Any argument list: a command or a one-line error, never a panic.
+        #[test]
+        fn any_arguments_never_panic(args in any_args()) {
+            if let Err(e) = parse(&args) {
+                prop_assert!(!e.contains('\n') && !e.is_empty(), "{args:?}: {e:?}");
+            }
         }
     }
 }

@@ -99,13 +99,26 @@ pub enum AgentCommand {
     Blast(BlastOpts),
 }
 
-/// Seconds as the agent's CLI reads them: an integer where exact, else a fraction.
+/// Seconds as the agent's CLI reads them: exact decimal digits to the nanosecond (a
+/// float would round: `Duration::as_secs_f64` then `from_secs_f64` need not give the
+/// duration back).
 fn secs(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        d.as_secs().to_string()
-    } else {
-        format!("{}", d.as_secs_f64())
+    decimal(u128::from(d.as_secs()), d.subsec_nanos(), 9)
+}
+
+/// Milliseconds as the agent's `--timeout-ms` reads them, exact as [`secs`].
+fn millis(d: Duration) -> String {
+    let sub = u32::try_from(d.as_nanos() % 1_000_000).unwrap_or(0);
+    decimal(d.as_millis(), sub, 6)
+}
+
+/// `whole`, then `frac` (a fraction of `10^digits`) without trailing zeros, if any.
+fn decimal(whole: u128, frac: u32, digits: usize) -> String {
+    if frac == 0 {
+        return whole.to_string();
     }
+    let frac = format!("{frac:0digits$}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
 impl AgentCommand {
@@ -131,7 +144,7 @@ impl AgentCommand {
                 opt("count", o.count.to_string());
                 opt("rate", o.rate.to_string());
                 opt("size", o.size.to_string());
-                opt("timeout-ms", o.timeout.as_millis().to_string());
+                opt("timeout-ms", millis(o.timeout));
                 opt("run-id", o.run_id.to_string());
                 opt("max-seconds", secs(o.max));
                 "rr"
@@ -327,5 +340,19 @@ mod tests {
         assert_eq!(a.len(), 1 + 2 * 8);
         assert!(a.windows(2).any(|w| w == ["--max-seconds", "2.5"]));
         assert!(a.windows(2).any(|w| w == ["--timeout-ms", "1000"]));
+    }
+
+    #[test]
+    fn durations_are_written_exactly() {
+        assert_eq!(secs(Duration::new(1, 5)), "1.000000005");
+        assert_eq!(
+            secs(Duration::new(604_799, 999_999_999)),
+            "604799.999999999"
+        );
+        assert_eq!(secs(Duration::from_millis(2500)), "2.5");
+        assert_eq!(secs(Duration::ZERO), "0");
+        assert_eq!(millis(Duration::from_nanos(1_000_001)), "1.000001");
+        assert_eq!(millis(Duration::from_micros(500)), "0.5");
+        assert_eq!(millis(Duration::from_mins(1)), "60000");
     }
 }
