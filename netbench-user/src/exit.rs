@@ -79,4 +79,7 @@ pub fn failpoint(point: &str) {
     };
     eprintln!("netbench: failpoint {point}: raising {sig}");
     let _ = nix::sys::signal::raise(sig);
+    // Let the signal handler task see it before the code goes on, as it would a signal
+    // arriving a moment earlier.
+    std::thread::sleep(std::time::Duration::from_millis(100));
 }

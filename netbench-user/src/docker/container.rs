@@ -88,8 +88,8 @@ pub async fn start(engine: &Engine, spec: &ContainerSpec) -> Result<Container, D
     };
     ledger::record(entry.clone());
     let created = engine.docker.create_container(Some(options), body).await;
-    if matches!(&created, Err(e) if super::is_conflict(e)) {
-        // The name is someone else's: nothing of ours to remove.
+    if matches!(&created, Err(e) if super::is_refusal(e)) {
+        // The daemon refused (the name taken, no such image): nothing was created.
         ledger::release(&entry);
     }
     let created = created.map_err(api(format!("creating container {}", spec.name)))?;

@@ -139,10 +139,14 @@ pub fn is_not_found(e: &bollard::errors::Error) -> bool {
     status_is(e, 404)
 }
 
-/// Is this API error a 409 (the name is taken)?
+/// Did the daemon answer with a refusal (4xx: the name is taken, no such image...)? Then
+/// it created nothing; a transport error or a 5xx leaves that open.
 #[must_use]
-pub fn is_conflict(e: &bollard::errors::Error) -> bool {
-    status_is(e, 409)
+pub fn is_refusal(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } if (400..500).contains(status_code)
+    )
 }
 
 fn status_is(e: &bollard::errors::Error, code: u16) -> bool {

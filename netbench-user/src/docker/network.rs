@@ -61,8 +61,8 @@ async fn create(
     let entry = Resource::Network { name: name.clone() };
     ledger::record(entry.clone());
     let created = engine.docker.create_network(request).await;
-    if matches!(&created, Err(e) if super::is_conflict(e)) {
-        // The name is someone else's: nothing of ours to remove.
+    if matches!(&created, Err(e) if super::is_refusal(e)) {
+        // The daemon refused (e.g. the name is someone else's): nothing was created.
         ledger::release(&entry);
     }
     let created = created.map_err(api(format!("creating {driver} network {name}")))?;

@@ -192,7 +192,6 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
     results.config = state.record.to_value().map_err(ReportError::Serialize)?;
     let removed = state.cleanup().await;
     progress.finish();
-    let interrupted = cancel.is_cancelled();
     list_not_run(&specs, &mut results, cancel, matrix.as_ref().err());
     crate::exit::failpoint("report");
     results.write(&cfg.out)?;
@@ -200,7 +199,8 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
     Ok(Outcome {
         results,
         dir: cfg.out.clone(),
-        interrupted,
+        // A signal while the report was written still makes this an interrupted run.
+        interrupted: cancel.is_cancelled(),
         exit_code: cancel.exit_code(),
         plots,
         cleanup: removed,
@@ -218,7 +218,10 @@ fn list_not_run(
         let why = if cancel.is_cancelled() {
             format!("not run: interrupted ({})", cancel.what())
         } else {
-            format!("not run: {}", stopped_by.map_or_else(String::new, |e| one_line(e)))
+            format!(
+                "not run: {}",
+                stopped_by.map_or_else(String::new, |e| one_line(e))
+            )
         };
         results.scenarios.push(failed_scenario(spec, why));
     }
