@@ -4,6 +4,7 @@
 use std::{
     env,
     ffi::OsStr,
+    fs,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
@@ -59,19 +60,125 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Totals of the `test result:` lines of every `cargo test` run through [`run_tests`].
+/// Totals of the `test result:` lines of every `cargo test` run through [`run_tests`],
+/// with the tests that skipped themselves moved from passed to skipped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TestTotals {
     pub passed: u64,
     pub failed: u64,
+    /// `#[ignore]`d tests, as libtest counts them.
     pub ignored: u64,
+    /// Tests that ran, found something missing and returned (libtest counts them as
+    /// passed): the markers they left in [`SKIP_DIR_ENV`].
+    pub skipped: u64,
+}
+
+impl TestTotals {
+    fn add(&mut self, other: Self) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.ignored += other.ignored;
+        self.skipped += other.skipped;
+    }
 }
 
 static TOTALS: std::sync::Mutex<TestTotals> = std::sync::Mutex::new(TestTotals {
     passed: 0,
     failed: 0,
     ignored: 0,
+    skipped: 0,
 });
+
+/// The directory in which a test that skips itself leaves the marker file
+/// `<test name>: <why>` (netbench-user/tests/common: `skip`). Set by [`run_tests`], a
+/// fresh one per `cargo test` run.
+pub const SKIP_DIR_ENV: &str = "NETBENCH_SKIP_DIR";
+
+/// One test that skipped itself, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skip {
+    pub test: String,
+    pub why: String,
+}
+
+/// Parses a marker line `<test name>: <why>`; the name is what precedes the first `": "`
+/// (test paths use `::`, never `": "`).
+pub fn parse_skip(line: &str) -> Option<Skip> {
+    let (test, why) = line.trim().split_once(": ")?;
+    let (test, why) = (test.trim(), why.trim());
+    (!test.is_empty() && !why.is_empty()).then(|| Skip {
+        test: test.to_owned(),
+        why: why.to_owned(),
+    })
+}
+
+/// One run's totals with its skipped tests moved from passed to skipped. A skipping test
+/// returns, so libtest counted each of them as passed: more skips than passes means the
+/// markers do not belong to this run.
+pub fn with_skips(run: TestTotals, skips: &[Skip]) -> Result<TestTotals> {
+    let n = skips.len() as u64;
+    if n > run.passed {
+        bail!(
+            "{n} tests left skip markers but only {} passed: {}",
+            run.passed,
+            describe_skips(skips)
+        );
+    }
+    Ok(TestTotals {
+        passed: run.passed - n,
+        skipped: run.skipped + n,
+        ..run
+    })
+}
+
+/// `name (why); name (why)`.
+pub fn describe_skips(skips: &[Skip]) -> String {
+    skips
+        .iter()
+        .map(|s| format!("{} ({})", s.test, s.why))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The markers in `dir`, sorted by test name. A file that is not one marker line is an
+/// error: a skip must say which test and why.
+fn read_skips(dir: &Path) -> Result<Vec<Skip>> {
+    let mut skips = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let skip = parse_skip(&text).with_context(|| {
+            format!(
+                "{}: not a skip marker `<test name>: <why>`: {text:?}",
+                path.display()
+            )
+        })?;
+        skips.push(skip);
+    }
+    skips.sort_by(|a, b| a.test.cmp(&b.test));
+    Ok(skips)
+}
+
+/// A skip fails the run in CI (`CI=true`) and as root: there nothing may be missing.
+fn skips_fail() -> bool {
+    env::var("CI").is_ok_and(|v| v == "true" || v == "1") || crate::setup::is_root()
+}
+
+/// A fresh, empty marker directory for one `cargo test` run.
+fn fresh_skip_dir() -> Result<PathBuf> {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = workspace_root()
+        .join("target")
+        .join("test-skips")
+        .join(format!("{}-{n}", std::process::id()));
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
 
 /// The totals so far.
 pub fn test_totals() -> TestTotals {
@@ -100,34 +207,51 @@ pub fn parse_test_result(line: &str) -> Option<TestTotals> {
     Some(t)
 }
 
-/// Like [`run`] for `cargo test`: stdout passes through line by line, and its
-/// `test result:` lines are added to [`test_totals`].
+/// Like [`run`] for `cargo test`: stdout passes through line by line, its `test result:`
+/// lines are added to [`test_totals`], and the tests that skipped themselves (markers in
+/// a fresh [`SKIP_DIR_ENV`]) count as skipped, not passed. In CI and as root a skip
+/// fails the run, naming each test and why.
 pub fn run_tests(cmd: &mut Command) -> Result<()> {
     use std::io::BufRead as _;
+    let skip_dir = fresh_skip_dir()?;
+    cmd.env(SKIP_DIR_ENV, &skip_dir);
     let line = display(cmd);
     println!("    $ {line}");
     let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start `{line}`"))?;
+    let mut run = TestTotals::default();
     if let Some(out) = child.stdout.take() {
         for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
             println!("{l}");
             if let Some(t) = parse_test_result(&l) {
-                let mut totals = TOTALS
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                totals.passed += t.passed;
-                totals.failed += t.failed;
-                totals.ignored += t.ignored;
+                run.add(t);
             }
         }
     }
     let status = child
         .wait()
         .with_context(|| format!("waiting for `{line}`"))?;
+    let skips = read_skips(&skip_dir)?;
+    // Best effort: the directory is under target/ and the next run starts afresh anyway.
+    let _ = fs::remove_dir_all(&skip_dir);
+    TOTALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .add(with_skips(run, &skips)?);
+    for s in &skips {
+        println!("    skipped: {}: {}", s.test, s.why);
+    }
     if !status.success() {
         bail!("`{line}` failed ({status})");
+    }
+    if !skips.is_empty() && skips_fail() {
+        bail!(
+            "{} tests skipped, which fails in CI and as root: {}",
+            skips.len(),
+            describe_skips(&skips)
+        );
     }
     Ok(())
 }
