@@ -311,7 +311,7 @@ async fn cpu_stress_runs_in_the_server_container() {
     let before = leftovers().await;
     let gw_before = gwbridge_exists().await;
     let dir = out_dir("stress");
-    let out = netbench(&[
+    let args = [
         "run",
         "--drivers",
         "bridge",
@@ -325,11 +325,57 @@ async fn cpu_stress_runs_in_the_server_container() {
         "1",
         "--out",
         dir.to_str().unwrap(),
-    ]);
+    ];
+    let mut command = tokio::process::Command::new(netbench_bin());
+    command.args(args).stdin(Stdio::null());
+    let run = tokio::spawn(async move { command.output().await });
+    // While it runs: the netbench containers in which `docker top` shows stress-ng
+    // processes, by (scenario, role), with the most seen at once (parent plus workers).
+    let d = docker().await;
+    let mut stressed = std::collections::BTreeMap::<(String, String), usize>::new();
+    let mut looks = 0u32;
+    while !run.is_finished() {
+        for (scenario, role, id) in running_netbench_containers(&d).await {
+            let n = processes_in(&d, &id)
+                .await
+                .iter()
+                .filter(|cmd| cmd.contains("stress-ng"))
+                .count();
+            if n > 0 {
+                let most = stressed.entry((scenario, role)).or_default();
+                *most = (*most).max(n);
+            }
+            looks += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = run.await.expect("joining").expect("running netbench");
+    eprintln!(
+        "$ netbench {}\n--- exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "netbench run failed");
+    assert!(looks > 0, "no netbench container was ever seen running");
+    let stressed_in: Vec<&(String, String)> = stressed.keys().collect();
+    assert_eq!(
+        stressed_in,
+        [&("runc-bridge-bridge-cpu".to_owned(), "server".to_owned())],
+        "stress-ng ran in the cpu scenario's server container, and nowhere else \
+         ({looks} looks at containers' processes)"
+    );
     let results = Results::load(&dir).expect("results.json");
     let ids: Vec<&str> = results.scenarios.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["runc-bridge-bridge-none", "runc-bridge-bridge-cpu"]);
+    // Its workers ran, one per stressed CPU, beside the parent.
+    let cpus = results.config["stress_cpus"].as_u64().expect("stress_cpus");
+    let most = stressed.values().copied().max().unwrap_or(0) as u64;
+    assert!(
+        most > cpus,
+        "at most {most} stress-ng processes seen at once for {cpus} CPUs (parent + workers)"
+    );
     for s in &results.scenarios {
         assert_eq!(s.status, Status::Ok, "{}: {:?}", s.id, s.reason);
         assert!(s.probes_matched * 100 >= s.probes_sent * 99, "{}", s.id);
@@ -337,6 +383,58 @@ async fn cpu_stress_runs_in_the_server_container() {
     assert!(results.config["stress_cpus"].as_u64().unwrap_or(0) >= 1);
     assert_clean(&before.swarm, gw_before).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The running netbench containers: (scenario, role, id) from their labels.
+async fn running_netbench_containers(d: &Docker) -> Vec<(String, String, String)> {
+    let label = |c: &bollard::models::ContainerSummary, key: &str| {
+        c.labels
+            .as_ref()
+            .and_then(|l| l.get(key))
+            .cloned()
+            .unwrap_or_default()
+    };
+    d.list_containers(Some(
+        ListContainersOptionsBuilder::default()
+            .filters(&label_filter())
+            .build(),
+    ))
+    .await
+    .expect("listing containers")
+    .into_iter()
+    .filter_map(|c| {
+        let id = c.id.clone()?;
+        Some((
+            label(&c, "netbench.scenario"),
+            label(&c, netbench::docker::labels::ROLE),
+            id,
+        ))
+    })
+    .collect()
+}
+
+/// The command lines of the processes in container `id` (`docker top`). A container
+/// that stopped or went since it was listed has none; any other error fails the test.
+async fn processes_in(d: &Docker, id: &str) -> Vec<String> {
+    match d.top_processes(id, None).await {
+        Ok(top) => {
+            let titles = top.titles.unwrap_or_default();
+            let cmd = titles
+                .iter()
+                .position(|t| t == "CMD" || t == "COMMAND")
+                .unwrap_or_else(|| panic!("docker top {id}: no command column in {titles:?}"));
+            top.processes
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| p.get(cmd).cloned())
+                .collect()
+        }
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        }) => Vec::new(),
+        Err(e) => panic!("docker top {id}: {e}"),
+    }
 }
 
 /// A run stopped by `signal` mid-repetition: exit code 128 + signal, results.json with
@@ -449,24 +547,117 @@ async fn bad_input_is_one_line_and_creates_nothing() {
 
 #[tokio::test]
 async fn cleanup_images_removes_netbench_images() {
+    use netbench::docker::image;
     let Some(_root) = common::require_root() else {
         return;
     };
-    let out = netbench(&["cleanup", "--images"]);
-    assert!(out.status.success());
-    let images = docker()
+    let engine = netbench::docker::Engine::connect_local()
         .await
-        .list_images(Some(
-            ListImagesOptionsBuilder::default()
-                .filters(&label_filter())
-                .build(),
-        ))
+        .expect("dockerd");
+    let d = &engine.docker;
+    // A netbench image to remove, whatever ran before (on a fresh host there is none).
+    let agent = netbench::agent::locate().expect("the static agent");
+    let ours = image::ensure(&engine, &image::agent_spec(&agent).expect("agent image"))
         .await
-        .expect("listing images");
+        .expect("building the agent image");
+    // The user's image: the same kind of build, FROM scratch, without netbench's labels.
+    let theirs = format!("nb-e2e-not-netbench:{}", std::process::id());
+    build_unlabelled_image(d, &theirs).await;
+    let listed = netbench_image_tags(d).await;
     assert!(
-        images.is_empty(),
-        "images left: {:?}",
-        images.iter().map(|i| &i.repo_tags).collect::<Vec<_>>()
+        listed.contains(&ours.tag),
+        "{} is listed as netbench's before the cleanup: {listed:?}",
+        ours.tag
+    );
+    assert!(!listed.contains(&theirs), "{theirs} is not netbench's");
+
+    let out = netbench(&["cleanup", "--images"]);
+    let left = netbench_image_tags(d).await;
+    let ours_after = d.inspect_image(&ours.tag).await;
+    let theirs_after = d.inspect_image(&theirs).await;
+    // The test's own image goes before any assertion can fail.
+    let removed_theirs = d
+        .remove_image(
+            &theirs,
+            Some(
+                bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                    .force(true)
+                    .build(),
+            ),
+            None,
+        )
+        .await;
+
+    assert!(out.status.success(), "netbench cleanup --images failed");
+    assert!(left.is_empty(), "netbench images left: {left:?}");
+    assert!(
+        matches!(
+            ours_after,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            })
+        ),
+        "{} still there (or not looked up): {ours_after:?}",
+        ours.tag
+    );
+    assert!(
+        theirs_after.is_ok(),
+        "cleanup --images removed {theirs}, which is not netbench's: {theirs_after:?}"
+    );
+    removed_theirs.unwrap_or_else(|e| panic!("removing the test's image {theirs}: {e}"));
+}
+
+/// Tags of the images labelled netbench's.
+async fn netbench_image_tags(d: &Docker) -> Vec<String> {
+    d.list_images(Some(
+        ListImagesOptionsBuilder::default()
+            .filters(&label_filter())
+            .build(),
+    ))
+    .await
+    .expect("listing images")
+    .into_iter()
+    .flat_map(|i| i.repo_tags)
+    .collect()
+}
+
+/// Builds `tag` FROM scratch (one small file, no pull) with no netbench label.
+async fn build_unlabelled_image(d: &Docker, tag: &str) {
+    use futures::StreamExt as _;
+    use netbench::docker::image::{ImageFile, ImageSpec};
+    let spec = ImageSpec {
+        repo: "nb-e2e-not-netbench",
+        role: "none",
+        files: vec![ImageFile {
+            path: "/not-netbench".to_owned(),
+            mode: 0o644,
+            data: tag.as_bytes().to_vec(),
+        }],
+        dirs: Vec::new(),
+        env: Vec::new(),
+    };
+    let context = spec.context_tar().expect("build context");
+    let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    let mut build = d.build_image(options, None, Some(bollard::body_full(context.into())));
+    while let Some(step) = build.next().await {
+        step.unwrap_or_else(|e| panic!("building {tag}: {e}"));
+    }
+    let labels = d
+        .inspect_image(tag)
+        .await
+        .unwrap_or_else(|e| panic!("{tag} after its build: {e}"))
+        .config
+        .and_then(|c| c.labels)
+        .unwrap_or_default();
+    assert!(
+        !labels.contains_key(netbench::docker::labels::OWNER),
+        "{tag} carries netbench's label: {labels:?}"
     );
 }
 
