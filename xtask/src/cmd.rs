@@ -131,11 +131,11 @@ pub fn with_skips(run: TestTotals, skips: &[Skip]) -> Result<TestTotals> {
     })
 }
 
-/// `name (why); name (why)`.
+/// `name: why; name: why`.
 pub fn describe_skips(skips: &[Skip]) -> String {
     skips
         .iter()
-        .map(|s| format!("{} ({})", s.test, s.why))
+        .map(|s| format!("{}: {}", s.test, s.why))
         .collect::<Vec<_>>()
         .join("; ")
 }
