@@ -33,7 +33,13 @@ pub fn skip(test: &str, why: &str) {
     let Some(dir) = std::env::var_os(SKIP_DIR_ENV) else {
         return;
     };
-    let file: String = test
+    // One file per test binary and test: one `cargo test` runs many binaries, which may
+    // share test names.
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let file: String = format!("{binary}-{test}")
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
