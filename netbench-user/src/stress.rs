@@ -3,7 +3,10 @@
 //! stress-ng runs in a process group of its own, so stopping it (SIGTERM to that group,
 //! by the pid netbench got at spawn) also stops its workers; `--timeout` bounds it even
 //! if netbench dies.
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
 use std::{process::Stdio, time::Duration};
+use strum::IntoStaticStr;
 
 use nix::{
     sys::signal::{Signal, killpg},
@@ -12,19 +15,10 @@ use nix::{
 use tokio::process::{Child, Command};
 
 /// CPU stress during a measurement (lab) or on the server container (run).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, ValueEnum, IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Stress {
     #[default]
     None,
@@ -34,10 +28,7 @@ pub enum Stress {
 impl Stress {
     #[must_use]
     pub fn name(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Cpu => "cpu",
-        }
+        self.into()
     }
 }
 

@@ -2,12 +2,16 @@
 //! validation, and the rules that make a scenario unsupported before anything runs.
 use std::path::PathBuf;
 
+use clap::ValueEnum;
 use serde::Serialize;
+use strum::IntoStaticStr;
 
 /// A driver pair of the study, named by its client side: `bridge` = (bridge, bridge),
 /// `host` = (host, bridge), `macvlan` = (macvlan, macvlan), `overlay` = (overlay, overlay).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, ValueEnum, IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Driver {
     Bridge,
     Host,
@@ -20,12 +24,7 @@ impl Driver {
 
     #[must_use]
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Bridge => "bridge",
-            Self::Host => "host",
-            Self::Macvlan => "macvlan",
-            Self::Overlay => "overlay",
-        }
+        self.into()
     }
 
     /// (client driver, server driver).
@@ -49,8 +48,10 @@ impl Driver {
 pub use crate::stress::Stress;
 
 /// How tracing runs while bandwidth is measured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, ValueEnum, IntoStaticStr)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum BandwidthTracing {
     /// Programs detached: the bandwidth figure is the untraced datapath's.
     Off,
@@ -61,10 +62,7 @@ pub enum BandwidthTracing {
 impl BandwidthTracing {
     #[must_use]
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::CountOnly => "count-only",
-        }
+        self.into()
     }
 }
 
@@ -292,22 +290,26 @@ mod tests {
 
     #[test]
     fn bad_lists_are_one_line_errors() {
-        assert_eq!(
-            cfg("runc", "bridge,vxlan", "none").unwrap_err(),
-            "--drivers: unknown driver 'vxlan' (expected bridge, host, macvlan, overlay)"
-        );
-        assert_eq!(
-            cfg("runc", "bridge", "none,heavy").unwrap_err(),
-            "--stress: unknown stress 'heavy' (expected none, cpu)"
-        );
-        assert_eq!(
-            cfg("runc,,kata", "bridge", "none").unwrap_err(),
-            "--runtimes: empty item in 'runc,,kata'"
-        );
-        assert_eq!(
-            cfg("runc", "host,host", "none").unwrap_err(),
-            "--drivers: 'host' given twice"
-        );
+        for ((runtimes, drivers, stress), error) in [
+            (
+                ("runc", "bridge,vxlan", "none"),
+                "--drivers: unknown driver 'vxlan' (expected bridge, host, macvlan, overlay)",
+            ),
+            (
+                ("runc", "bridge", "none,heavy"),
+                "--stress: unknown stress 'heavy' (expected none, cpu)",
+            ),
+            (
+                ("runc,,kata", "bridge", "none"),
+                "--runtimes: empty item in 'runc,,kata'",
+            ),
+            (
+                ("runc", "host,host", "none"),
+                "--drivers: 'host' given twice",
+            ),
+        ] {
+            assert_eq!(cfg(runtimes, drivers, stress).unwrap_err(), error);
+        }
         assert!(
             cfg("run c", "bridge", "none")
                 .unwrap_err()

@@ -45,27 +45,20 @@ async fn rr_block(
     run_id: u32,
     traced: bool,
 ) -> Result<Block, ExperimentError> {
-    let Target {
-        engine,
-        client,
-        server_ip,
-        plan,
-        cfg,
-        server_pid,
-    } = *t;
+    let (plan, cfg) = (t.plan, t.cfg);
     let mut session = SessionConfig::new(block::mode(traced), vec![cfg.port], plan.devices());
     // Request and reply at every hop, and a few scheduler events per probe.
     session.expected_events = probes * (2 * plan.hops.len() as u64 + 16);
     // The server's threads (per-connection ones appear as the client connects: the
     // kernel's fork hook adds them) split its turnaround by its scheduler events.
     if plan.runqueue_stage().is_some() {
-        session.track_pids = server_pid.into_iter().collect();
+        session.track_pids = t.server_pid.into_iter().collect();
     }
     let session = Session::start(&session)?;
     // Bounded in time twice: the agent's own --max-seconds and the exec's timeout.
     let max_seconds = 30 + probes / 100;
     let cmd = agent_cmd(&AgentCommand::Rr(RrOpts {
-        server: SocketAddr::new(server_ip.into(), cfg.port),
+        server: SocketAddr::new(t.server_ip.into(), cfg.port),
         proto: cfg.proto,
         count: u32::try_from(probes).unwrap_or(u32::MAX),
         rate: 0,
@@ -76,7 +69,13 @@ async fn rr_block(
     }));
     // The agent prints its probes only after the last one: nothing crosses the exec's
     // stream while probes are in flight.
-    let out = container::exec(engine, client, &cmd, Duration::from_secs(max_seconds + 30)).await;
+    let out = container::exec(
+        t.engine,
+        t.client,
+        &cmd,
+        Duration::from_secs(max_seconds + 30),
+    )
+    .await;
     let trace = session.finish().await?;
     let out = out?;
     if out.exit_code != Some(0) {
@@ -133,14 +132,7 @@ pub struct BandwidthRep {
 /// # Errors
 /// When the agent fails or prints no result.
 pub async fn bandwidth(t: &Target<'_>) -> Result<BandwidthRep, ExperimentError> {
-    let Target {
-        engine,
-        client,
-        server_ip,
-        plan,
-        cfg,
-        ..
-    } = *t;
+    let (plan, cfg) = (t.plan, t.cfg);
     let mode = match cfg.bandwidth_tracing {
         BandwidthTracing::Off => TraceMode::Off,
         BandwidthTracing::CountOnly => TraceMode::CountOnly,
@@ -151,13 +143,13 @@ pub async fn bandwidth(t: &Target<'_>) -> Result<BandwidthRep, ExperimentError> 
         plan.devices(),
     ))?;
     let cmd = agent_cmd(&AgentCommand::Stream(StreamOpts {
-        server: SocketAddr::new(server_ip.into(), cfg.port + 1),
+        server: SocketAddr::new(t.server_ip.into(), cfg.port + 1),
         duration: Duration::from_secs(cfg.duration_s),
         size: 128 * 1024,
     }));
     let out = container::exec(
-        engine,
-        client,
+        t.engine,
+        t.client,
         &cmd,
         Duration::from_secs(cfg.duration_s + 30),
     )

@@ -25,7 +25,7 @@ use decide::{Decision, decide_all};
 use matrix::{Driver, RunConfig, ScenarioSpec};
 pub use progress::{Cancel, Progress};
 use record::{ImagesRecord, RunRecord};
-use scenario::{failed_scenario, run_scenario, unsupported_scenario};
+use scenario::{Job, failed_scenario, run_scenario, unsupported_scenario};
 use state::{RunState, build_images};
 
 use crate::{
@@ -304,7 +304,13 @@ async fn run_matrix(
         }
         let Some(imgs) = &images else { continue };
         progress.start_scenario(&spec.id, index + 1, total, ctx.cfg.reps);
-        let scenario = run_scenario(ctx, state, spec, runtime, index, imgs, progress).await;
+        let job = Job {
+            spec,
+            runtime,
+            index,
+            images: imgs,
+        };
+        let scenario = run_scenario(ctx, state, &job, progress).await;
         let done = scenario
             .rtt_us
             .as_ref()

@@ -38,6 +38,15 @@ pub enum PlanError {
 }
 
 /// The veth peer of `c`'s interface (`who`: client or server).
+/// Where a container's veth peer lives: the host, or the overlay's namespace.
+fn peer_role(driver: Driver) -> &'static str {
+    if driver == Driver::Overlay {
+        "overlay"
+    } else {
+        "host"
+    }
+}
+
 fn peer_of(c: &ContainerHooks, who: &'static str) -> Result<Interface, PlanError> {
     c.peer.clone().ok_or_else(|| PlanError::NoPeer {
         who,
@@ -87,13 +96,8 @@ pub fn plan(
                 &mut hops,
             );
             if driver != Driver::Macvlan {
-                let role = if driver == Driver::Overlay {
-                    "overlay"
-                } else {
-                    "host"
-                };
                 push(
-                    hop(role, &peer_of(c, "client")?, Ingress, Egress),
+                    hop(peer_role(driver), &peer_of(c, "client")?, Ingress, Egress),
                     Some(("veth-client", "veth-client-reply")),
                     &mut hops,
                 );
@@ -108,13 +112,13 @@ pub fn plan(
             &mut hops,
         );
     } else {
-        let role = if driver == Driver::Overlay {
-            "overlay"
-        } else {
-            "host"
-        };
         push(
-            hop(role, &peer_of(server, "server")?, Egress, Ingress),
+            hop(
+                peer_role(driver),
+                &peer_of(server, "server")?,
+                Egress,
+                Ingress,
+            ),
             Some(("bridge", "bridge-reply")),
             &mut hops,
         );

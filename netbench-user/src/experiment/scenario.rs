@@ -112,22 +112,28 @@ struct Pair {
     plan: TracedPath,
 }
 
+/// One scenario to run: its spec, the runtime it resolved to, its place in the matrix
+/// (names the containers and the probes' run ids) and the images its pair runs.
+pub(super) struct Job<'a> {
+    pub spec: &'a ScenarioSpec,
+    pub runtime: &'a str,
+    pub index: usize,
+    pub images: &'a Images,
+}
+
 pub(super) async fn run_scenario(
     ctx: &Ctx<'_>,
     state: &mut RunState,
-    spec: &ScenarioSpec,
-    runtime: &str,
-    index: usize,
-    images: &Images,
+    job: &Job<'_>,
     progress: &Progress,
 ) -> Scenario {
-    let cfg = ctx.cfg;
+    let (cfg, spec, index) = (ctx.cfg, job.spec, job.index);
     let mut acc = Acc::default();
     let mut plan = None;
     let mut created: Vec<(bool, String)> = Vec::new();
     let outcome = async {
         let pair = tokio::select! {
-            p = set_up_pair(ctx, state, spec, runtime, index, images, &mut created) => p?,
+            p = set_up_pair(ctx, state, job, &mut created) => p?,
             () = ctx.cancel.cancelled() => return Err(ExperimentError::Interrupted),
         };
         plan = Some(pair.plan.clone());
@@ -184,12 +190,15 @@ pub(super) async fn run_scenario(
 async fn set_up_pair(
     ctx: &Ctx<'_>,
     state: &mut RunState,
-    spec: &ScenarioSpec,
-    runtime: &str,
-    index: usize,
-    images: &Images,
+    job: &Job<'_>,
     created: &mut Vec<(bool, String)>,
 ) -> Result<Pair, ExperimentError> {
+    let Job {
+        spec,
+        runtime,
+        index,
+        images,
+    } = *job;
     let cfg = ctx.cfg;
     let network = state
         .network(cfg, spec.driver)

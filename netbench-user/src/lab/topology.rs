@@ -1,6 +1,9 @@
 //! Lab topologies. Every namespace is an [`OwnedNetns`]; dropping the topology removes
 //! the namespaces, and the kernel removes their devices with them.
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
+use strum::IntoStaticStr;
 
 use super::{tap, vmm::VmmSpec};
 use crate::{
@@ -19,6 +22,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    fn new(netns: OwnedNetns, ifname: impl Into<String>, ip: Ipv4Addr) -> Self {
+        Self {
+            netns,
+            ifname: ifname.into(),
+            ip,
+        }
+    }
+
     #[must_use]
     pub fn netns_ref(&self) -> NetnsRef {
         self.netns.reference()
@@ -31,18 +42,10 @@ impl Endpoint {
 }
 
 /// The paths `netbench lab` builds.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, ValueEnum, IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum LabPath {
     /// Client netns <-> server netns over one veth pair.
     #[default]
@@ -56,11 +59,7 @@ pub enum LabPath {
 impl LabPath {
     #[must_use]
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Veth => "veth",
-            Self::Bridge => "bridge",
-            Self::Tap => "tap",
-        }
+        self.into()
     }
 }
 
@@ -109,24 +108,36 @@ impl LabTopology {
             netlink::set_up(h, ifname).await?;
             netlink::set_up(h, "lo").await?;
         }
-        let client = Endpoint {
-            netns: client_ns,
-            ifname: cif,
-            ip: cip,
-        };
-        let server = Endpoint {
-            netns: server_ns,
-            ifname: sif,
-            ip: sip,
-        };
-        let hooks = vec![client.hook(), server.hook()];
-        Ok(Self {
-            path: LabPath::Veth,
+        Ok(Self::assemble(
+            LabPath::Veth,
+            Endpoint::new(client_ns, cif, cip),
+            None,
+            Endpoint::new(server_ns, sif, sip),
+        ))
+    }
+
+    /// The topology of `client` and `server`, with the two devices `between` them that
+    /// a `middle` namespace holds, if any: hooks in request order.
+    fn assemble(
+        path: LabPath,
+        client: Endpoint,
+        middle: Option<(OwnedNetns, [&str; 2])>,
+        server: Endpoint,
+    ) -> Self {
+        let mut hooks = vec![client.hook()];
+        let mut extra = Vec::new();
+        if let Some((ns, between)) = middle {
+            hooks.extend(between.map(|ifname| HookDevice::new(ns.reference(), ifname)));
+            extra.push(ns);
+        }
+        hooks.push(server.hook());
+        Self {
+            path,
             client,
             server,
             hooks,
-            extra: Vec::new(),
-        })
+            extra,
+        }
     }
 
     /// client netns --veth-- Linux bridge in a "host" netns --veth-- server netns: the
@@ -158,30 +169,12 @@ impl LabTopology {
             netlink::set_up(&h, ifname).await?;
             netlink::set_up(&h, "lo").await?;
         }
-        let host = host_ns.reference();
-        let client = Endpoint {
-            netns: client_ns,
-            ifname: "nbc0".into(),
-            ip: cip,
-        };
-        let server = Endpoint {
-            netns: server_ns,
-            ifname: "nbs0".into(),
-            ip: sip,
-        };
-        let hooks = vec![
-            client.hook(),
-            HookDevice::new(host.clone(), "nbhc0"),
-            HookDevice::new(host, "nbhs0"),
-            server.hook(),
-        ];
-        Ok(Self {
-            path: LabPath::Bridge,
-            client,
-            server,
-            hooks,
-            extra: vec![host_ns],
-        })
+        Ok(Self::assemble(
+            LabPath::Bridge,
+            Endpoint::new(client_ns, "nbc0", cip),
+            Some((host_ns, ["nbhc0", "nbhs0"])),
+            Endpoint::new(server_ns, "nbs0", sip),
+        ))
     }
 
     /// Kata's datapath model on the server side: a "sandbox" netns holding eth0 (veth
@@ -227,29 +220,12 @@ impl LabTopology {
         netlink::set_up(&hg, GUEST_TAP).await?;
         netlink::set_up(&hg, "lo").await?;
 
-        let client = Endpoint {
-            netns: client_ns,
-            ifname: "nbc0".into(),
-            ip: cip,
-        };
-        let server = Endpoint {
-            netns: guest_ns,
-            ifname: GUEST_TAP.into(),
-            ip: sip,
-        };
-        let hooks = vec![
-            client.hook(),
-            HookDevice::new(sandbox.clone(), "eth0"),
-            HookDevice::new(sandbox, TAP),
-            server.hook(),
-        ];
-        Ok(Self {
-            path: LabPath::Tap,
-            client,
-            server,
-            hooks,
-            extra: vec![sandbox_ns],
-        })
+        Ok(Self::assemble(
+            LabPath::Tap,
+            Endpoint::new(client_ns, "nbc0", cip),
+            Some((sandbox_ns, ["eth0", TAP])),
+            Endpoint::new(guest_ns, GUEST_TAP, sip),
+        ))
     }
 
     /// The VMM backend's view of a tap topology (None for other paths).

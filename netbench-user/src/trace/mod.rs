@@ -16,6 +16,8 @@ use aya::{
     maps::{Array, PerCpuArray},
 };
 use netbench_common::{HopEvent, MODE_COUNT_ONLY, MODE_EVENTS, counter, names};
+use serde::{Deserialize, Serialize};
+use strum::IntoStaticStr;
 
 pub use reader::{EventReader, ReaderStats};
 pub use session::{ProgramStats, Session, SessionConfig, SessionOutcome};
@@ -74,8 +76,10 @@ pub enum TraceError {
 }
 
 /// What the tc programs do with a probe packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, IntoStaticStr)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum TraceMode {
     /// Nothing loaded or attached (a [`Session`] in this mode is a no-op): the
     /// untraced baseline.
@@ -89,11 +93,7 @@ pub enum TraceMode {
 impl TraceMode {
     #[must_use]
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Events => "events",
-            Self::CountOnly => "count-only",
-        }
+        self.into()
     }
 }
 

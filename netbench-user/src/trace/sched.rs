@@ -10,7 +10,10 @@ use aya::{
     maps::{HashMap, MapData},
     programs::{BtfTracePoint, tp_btf::BtfTracePointLinkId},
 };
+use clap::ValueEnum;
 use netbench_common::names;
+use serde::{Deserialize, Serialize};
+use strum::IntoStaticStr;
 
 use super::{TraceError, Tracer};
 use crate::error::Aya;
@@ -20,18 +23,10 @@ use crate::error::Aya;
 /// CPU; measured here on a same-CPU veth round trip of 4.8 us, tracing moved p50 x1.07
 /// without them and x1.14 with them. Under CPU stress, where run-queue wait is what
 /// matters, they are worth it; idle, `auto` leaves them off.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, ValueEnum, IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum SchedTracing {
     /// Only under CPU stress.
     #[default]
