@@ -3,7 +3,7 @@
 //! initialised (and its `docker_gwbridge`), macvlan parent links, and on request images.
 use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
 
-use super::{DockerError, Engine, api, container, image, labels, network};
+use super::{DockerError, Engine, container, image, labels, network};
 use crate::{error::one_line, netlink, netns::NetnsRef};
 
 /// What a cleanup removed.
@@ -43,33 +43,36 @@ impl Removed {
 /// # Errors
 /// When the daemon cannot list containers.
 pub async fn containers(engine: &Engine, run: Option<&str>) -> Result<Removed, DockerError> {
-    let options = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&labels::filter(run))
-        .build();
-    let list = engine
-        .docker
-        .list_containers(Some(options))
-        .await
-        .map_err(api("listing containers"))?;
-    let mut removed = Removed::default();
-    for c in list {
-        if !labels::is_owned(c.labels.as_ref(), run) {
-            continue;
-        }
-        let Some(id) = c.id else { continue };
+    let list = labels::list_owned(
+        "containers",
+        run,
+        |filter| {
+            let options = ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filter)
+                .build();
+            engine.docker.list_containers(Some(options))
+        },
+        |c| c.labels.as_ref(),
+    )
+    .await?;
+    let found = list.into_iter().filter_map(|c| {
+        let id = c.id?;
         let name = c
             .names
             .and_then(|n| n.first().cloned())
             .unwrap_or_else(|| id.clone())
             .trim_start_matches('/')
             .to_owned();
-        match container::remove(engine, &id).await {
-            Ok(()) => removed.containers.push(name),
-            Err(e) => removed.failures.push(one_line(&e)),
-        }
-    }
-    Ok(removed)
+        Some((id, name))
+    });
+    let (containers, failures) =
+        remove_each(found, async |id| container::remove(engine, id).await).await;
+    Ok(Removed {
+        containers,
+        failures,
+        ..Removed::default()
+    })
 }
 
 /// Remove netbench's networks (of `run`, or all), except `docker_gwbridge`, which goes
@@ -78,26 +81,30 @@ pub async fn containers(engine: &Engine, run: Option<&str>) -> Result<Removed, D
 /// # Errors
 /// When the daemon cannot list networks.
 pub async fn networks(engine: &Engine, run: Option<&str>) -> Result<Removed, DockerError> {
-    let options = ListNetworksOptionsBuilder::default()
-        .filters(&labels::filter(run))
-        .build();
-    let list = engine
-        .docker
-        .list_networks(Some(options))
-        .await
-        .map_err(api("listing networks"))?;
-    let mut removed = Removed::default();
-    for n in list {
-        let Some(name) = n.name else { continue };
-        if name == network::GWBRIDGE || !labels::is_owned(n.labels.as_ref(), run) {
-            continue;
-        }
-        match network::remove(engine, &name).await {
-            Ok(()) => removed.networks.push(name),
-            Err(e) => removed.failures.push(one_line(&e)),
-        }
-    }
-    Ok(removed)
+    let list = labels::list_owned(
+        "networks",
+        run,
+        |filter| {
+            let options = ListNetworksOptionsBuilder::default()
+                .filters(&filter)
+                .build();
+            engine.docker.list_networks(Some(options))
+        },
+        |n| n.labels.as_ref(),
+    )
+    .await?;
+    let found = list
+        .into_iter()
+        .filter_map(|n| n.name)
+        .filter(|name| name != network::GWBRIDGE)
+        .map(|name| (name.clone(), name));
+    let (networks, failures) =
+        remove_each(found, async |name| network::remove(engine, name).await).await;
+    Ok(Removed {
+        networks,
+        failures,
+        ..Removed::default()
+    })
 }
 
 /// Delete host links whose alias marks them as netbench's (of `run`, or all).
@@ -106,26 +113,42 @@ pub async fn networks(engine: &Engine, run: Option<&str>) -> Result<Removed, Doc
 /// When the host namespace cannot be listed.
 pub async fn links(run: Option<&str>) -> Result<Removed, DockerError> {
     let h = netlink::handle_in(&NetnsRef::Current)?;
-    let mut removed = Removed::default();
-    for link in netlink::list_links(&h).await? {
-        let (Some(name), Some(alias)) = (netlink::name_of(&link), netlink::alias_of(&link)) else {
-            continue;
-        };
-        let owned = match run {
-            Some(r) => alias == labels::link_alias(r),
-            None => alias.starts_with(labels::LINK_ALIAS_PREFIX),
-        };
-        if !owned || !name.starts_with("nb") {
-            continue;
-        }
-        let name = name.to_owned();
-        // Deleting one end of a veth removes its peer: that one is then just gone.
-        match netlink::delete_link(&h, &name).await {
-            Ok(()) => removed.links.push(name),
-            Err(e) => removed.failures.push(one_line(&e)),
+    let found = netlink::list_links(&h)
+        .await?
+        .into_iter()
+        .filter_map(|link| {
+            let (name, alias) = (netlink::name_of(&link)?, netlink::alias_of(&link)?);
+            let owned = match run {
+                Some(r) => alias == labels::link_alias(r),
+                None => alias.starts_with(labels::LINK_ALIAS_PREFIX),
+            };
+            (owned && name.starts_with("nb")).then(|| (name.to_owned(), name.to_owned()))
+        });
+    // Deleting one end of a veth removes its peer: that one is then just gone.
+    let (links, failures) =
+        remove_each(found, async |name| netlink::delete_link(&h, name).await).await;
+    Ok(Removed {
+        links,
+        failures,
+        ..Removed::default()
+    })
+}
+
+/// Remove each `(key, name)` found with `remove(key)`: the names removed, and one line
+/// per failure (collected, so one stuck object does not keep the rest).
+async fn remove_each<E: std::error::Error + 'static>(
+    found: impl IntoIterator<Item = (String, String)>,
+    remove: impl AsyncFn(&str) -> Result<(), E>,
+) -> (Vec<String>, Vec<String>) {
+    let mut removed = Vec::new();
+    let mut failures = Vec::new();
+    for (key, name) in found {
+        match remove(&key).await {
+            Ok(()) => removed.push(name),
+            Err(e) => failures.push(one_line(&e)),
         }
     }
-    Ok(removed)
+    (removed, failures)
 }
 
 /// Everything netbench created (of `run`, or of every run), plus images when asked:

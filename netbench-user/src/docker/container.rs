@@ -277,6 +277,29 @@ pub struct ExecOutput {
     pub exit_code: Option<i64>,
 }
 
+/// Create (not start) an exec of `cmd` in container `id`, its output attached or not;
+/// returns the exec's id. Errors name `what`.
+async fn create_exec(
+    engine: &Engine,
+    id: &str,
+    cmd: &[String],
+    attach: bool,
+    what: String,
+) -> Result<String, DockerError> {
+    let options = CreateExecOptions {
+        attach_stdout: Some(attach),
+        attach_stderr: Some(attach),
+        cmd: Some(cmd.to_vec()),
+        ..CreateExecOptions::default()
+    };
+    let created = engine
+        .docker
+        .create_exec(id, options)
+        .await
+        .map_err(api(what))?;
+    Ok(created.id)
+}
+
 /// Run `cmd` in the container to completion (at most `timeout`).
 ///
 /// # Errors
@@ -289,25 +312,13 @@ pub async fn exec(
     timeout: Duration,
 ) -> Result<ExecOutput, DockerError> {
     let what = || format!("running {:?} in {id:.12}", cmd.first().map_or("", |c| c));
-    let created = engine
-        .docker
-        .create_exec(
-            id,
-            CreateExecOptions {
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                cmd: Some(cmd.to_vec()),
-                ..CreateExecOptions::default()
-            },
-        )
-        .await
-        .map_err(api(what()))?;
+    let exec_id = create_exec(engine, id, cmd, true, what()).await?;
     let run = async {
         let mut out = ExecOutput::default();
         let started = engine
             .docker
             .start_exec(
-                &created.id,
+                &exec_id,
                 Some(StartExecOptions {
                     detach: false,
                     tty: false,
@@ -331,7 +342,7 @@ pub async fn exec(
         }
         let inspected = engine
             .docker
-            .inspect_exec(&created.id)
+            .inspect_exec(&exec_id)
             .await
             .map_err(api(what()))?;
         out.exit_code = inspected.exit_code;
@@ -363,23 +374,11 @@ pub async fn exec_background(
     cmd: &[String],
 ) -> Result<BackgroundExec, DockerError> {
     let what = format!("starting {:?} in {id:.12}", cmd.first().map_or("", |c| c));
-    let created = engine
-        .docker
-        .create_exec(
-            id,
-            CreateExecOptions {
-                attach_stdout: Some(false),
-                attach_stderr: Some(false),
-                cmd: Some(cmd.to_vec()),
-                ..CreateExecOptions::default()
-            },
-        )
-        .await
-        .map_err(api(what.clone()))?;
+    let exec_id = create_exec(engine, id, cmd, false, what.clone()).await?;
     engine
         .docker
         .start_exec(
-            &created.id,
+            &exec_id,
             Some(StartExecOptions {
                 detach: true,
                 ..StartExecOptions::default()
@@ -391,7 +390,7 @@ pub async fn exec_background(
     loop {
         let inspected = engine
             .docker
-            .inspect_exec(&created.id)
+            .inspect_exec(&exec_id)
             .await
             .map_err(api(what.clone()))?;
         let pid = inspected
@@ -401,7 +400,7 @@ pub async fn exec_background(
         match inspected.running {
             Some(true) if pid > 0 => {
                 return Ok(BackgroundExec {
-                    exec_id: created.id,
+                    exec_id,
                     container: id.to_owned(),
                     pid,
                 });

@@ -330,19 +330,17 @@ async fn remove_stale(engine: &Engine, repo: &str, keep: &str) {
 /// # Errors
 /// When the engine cannot list images.
 pub async fn list(engine: &Engine) -> Result<Vec<(String, Vec<String>)>, DockerError> {
-    let options = ListImagesOptionsBuilder::default()
-        .filters(&labels::filter(None))
-        .build();
-    let images = engine
-        .docker
-        .list_images(Some(options))
-        .await
-        .map_err(api("listing images"))?;
-    Ok(images
-        .into_iter()
-        .filter(|i| labels::is_owned(Some(&i.labels), None))
-        .map(|i| (i.id, i.repo_tags))
-        .collect())
+    let images = labels::list_owned(
+        "images",
+        None,
+        |filter| {
+            let options = ListImagesOptionsBuilder::default().filters(&filter).build();
+            engine.docker.list_images(Some(options))
+        },
+        |i| Some(&i.labels),
+    )
+    .await?;
+    Ok(images.into_iter().map(|i| (i.id, i.repo_tags)).collect())
 }
 
 /// Remove every netbench image (`netbench cleanup --images`); returns the tags removed.

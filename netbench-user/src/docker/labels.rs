@@ -4,6 +4,8 @@
 //! are never listed, let alone removed.
 use std::collections::HashMap;
 
+use super::{DockerError, api};
+
 /// Every object netbench creates carries `netbench=1`.
 pub const OWNER: &str = "netbench";
 pub const OWNER_VALUE: &str = "1";
@@ -47,6 +49,29 @@ pub fn is_owned<S: std::hash::BuildHasher>(
     let Some(labels) = labels else { return false };
     labels.get(OWNER).map(String::as_str) == Some(OWNER_VALUE)
         && run.is_none_or(|r| labels.get(RUN).map(String::as_str) == Some(r))
+}
+
+/// netbench's objects (of `run`, or of every run): what `list` returns when asked with
+/// the label [`filter`], each checked again with [`is_owned`] on its `labels_of`.
+///
+/// # Errors
+/// When the daemon cannot list `what`.
+pub async fn list_owned<T, Fut>(
+    what: &str,
+    run: Option<&str>,
+    list: impl FnOnce(HashMap<String, Vec<String>>) -> Fut,
+    labels_of: impl Fn(&T) -> Option<&HashMap<String, String>>,
+) -> Result<Vec<T>, DockerError>
+where
+    Fut: Future<Output = Result<Vec<T>, bollard::errors::Error>>,
+{
+    let listed = list(filter(run))
+        .await
+        .map_err(api(format!("listing {what}")))?;
+    Ok(listed
+        .into_iter()
+        .filter(|o| is_owned(labels_of(o), run))
+        .collect())
 }
 
 /// A new run id: 8 hex digits from the kernel's random source (time and pid if that

@@ -213,14 +213,26 @@ pub async fn init_swarm(engine: &mut Engine, run: &str) -> Result<(), DockerErro
         }),
         ..SwarmInitRequest::default()
     };
-    tokio::time::timeout(SWARM_TIMEOUT, engine.docker.init_swarm(request))
+    swarm_call(
+        "initialising a single-node swarm",
+        engine.docker.init_swarm(request),
+    )
+    .await?;
+    engine.refresh_swarm().await
+}
+
+/// A swarm request, bounded by [`SWARM_TIMEOUT`]; errors and the timeout name `what`.
+async fn swarm_call<T>(
+    what: &str,
+    call: impl Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T, DockerError> {
+    tokio::time::timeout(SWARM_TIMEOUT, call)
         .await
         .map_err(|_| DockerError::Timeout {
-            what: "initialising a single-node swarm".to_owned(),
+            what: what.to_owned(),
             secs: SWARM_TIMEOUT.as_secs(),
         })?
-        .map_err(api("initialising a single-node swarm"))?;
-    engine.refresh_swarm().await
+        .map_err(api(what))
 }
 
 /// Leave the swarm if netbench initialised it (of `run`, or of any run when `None`),
@@ -239,13 +251,11 @@ pub async fn leave_swarm_if_ours(
     };
     if ours {
         let options = LeaveSwarmOptionsBuilder::default().force(true).build();
-        tokio::time::timeout(SWARM_TIMEOUT, engine.docker.leave_swarm(Some(options)))
-            .await
-            .map_err(|_| DockerError::Timeout {
-                what: "leaving the swarm".to_owned(),
-                secs: SWARM_TIMEOUT.as_secs(),
-            })?
-            .map_err(api("leaving the swarm"))?;
+        swarm_call(
+            "leaving the swarm",
+            engine.docker.leave_swarm(Some(options)),
+        )
+        .await?;
         engine.refresh_swarm().await?;
     }
     // docker_gwbridge goes only when netbench made it, and only once no swarm uses it.
