@@ -34,7 +34,8 @@ pub enum NetlinkError {
     Io(#[from] std::io::Error),
 }
 
-fn req(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
+/// The error of a netlink request, naming `what` it was for.
+pub(crate) fn req(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
     let what = what.into();
     move |source| NetlinkError::Request { what, source }
 }
@@ -137,11 +138,12 @@ pub async fn create_bridge(h: &Handle, name: &str) -> Result<(), NetlinkError> {
 pub async fn set_controller(h: &Handle, name: &str, controller: &str) -> Result<(), NetlinkError> {
     let index = index_of(h, name).await?;
     let ctrl = index_of(h, controller).await?;
-    h.link()
-        .set(LinkUnspec::new_with_index(index).controller(ctrl).build())
-        .execute()
-        .await
-        .map_err(req(format!("adding {name} to {controller}")))
+    set_link(
+        h,
+        LinkUnspec::new_with_index(index).controller(ctrl).build(),
+        format!("adding {name} to {controller}"),
+    )
+    .await
 }
 
 /// Move link `name` into namespace `to`.
@@ -150,25 +152,16 @@ pub async fn set_controller(h: &Handle, name: &str, controller: &str) -> Result<
 /// When the namespace cannot be opened or the kernel refuses.
 pub async fn move_to_netns(h: &Handle, name: &str, to: &NetnsRef) -> Result<(), NetlinkError> {
     let index = index_of(h, name).await?;
-    let msg = match to.open()? {
-        Some(file) => {
-            let m = LinkUnspec::new_with_index(index)
-                .setns_by_fd(file.as_raw_fd())
-                .build();
-            // The fd only has to live until the kernel has handled the request.
-            let res = h.link().set(m).execute().await;
-            drop(file);
-            return res.map_err(req(format!("moving {name} to {to}")));
-        }
-        None => LinkUnspec::new_with_index(index)
-            .setns_by_pid(std::process::id())
-            .build(),
+    let file = to.open()?;
+    let msg = LinkUnspec::new_with_index(index);
+    let msg = match &file {
+        Some(file) => msg.setns_by_fd(file.as_raw_fd()),
+        None => msg.setns_by_pid(std::process::id()),
     };
-    h.link()
-        .set(msg)
-        .execute()
-        .await
-        .map_err(req(format!("moving {name} to {to}")))
+    // The fd only has to live until the kernel has handled the request.
+    let res = set_link(h, msg.build(), format!("moving {name} to {to}")).await;
+    drop(file);
+    res
 }
 
 /// Bring link `name` up.
@@ -177,11 +170,17 @@ pub async fn move_to_netns(h: &Handle, name: &str, to: &NetnsRef) -> Result<(), 
 /// When there is no such link or the kernel refuses.
 pub async fn set_up(h: &Handle, name: &str) -> Result<(), NetlinkError> {
     let index = index_of(h, name).await?;
-    h.link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await
-        .map_err(req(format!("setting {name} up")))
+    set_link(
+        h,
+        LinkUnspec::new_with_index(index).up().build(),
+        format!("setting {name} up"),
+    )
+    .await
+}
+
+/// Send one `RTM_SETLINK` change; an error names `what` it was for.
+async fn set_link(h: &Handle, change: LinkMessage, what: String) -> Result<(), NetlinkError> {
+    h.link().set(change).execute().await.map_err(req(what))
 }
 
 /// Set MAC address and MTU of link `name`.
@@ -199,11 +198,7 @@ pub async fn set_mac_mtu(
     if let Some(mtu) = mtu {
         b = b.mtu(mtu);
     }
-    h.link()
-        .set(b.build())
-        .execute()
-        .await
-        .map_err(req(format!("setting MAC/MTU of {name}")))
+    set_link(h, b.build(), format!("setting MAC/MTU of {name}")).await
 }
 
 /// Add `addr/prefix` to link `name`.
@@ -358,9 +353,10 @@ pub fn link_target_of(link: &LinkMessage) -> (Option<u32>, Option<i32>) {
 /// When there is no such link or the kernel refuses.
 pub async fn set_alias(h: &Handle, name: &str, alias: &str) -> Result<(), NetlinkError> {
     let index = index_of(h, name).await?;
-    h.link()
-        .set(LinkUnspec::new_with_index(index).alias(alias).build())
-        .execute()
-        .await
-        .map_err(req(format!("setting the alias of {name}")))
+    set_link(
+        h,
+        LinkUnspec::new_with_index(index).alias(alias).build(),
+        format!("setting the alias of {name}"),
+    )
+    .await
 }

@@ -178,6 +178,15 @@ mod tests {
         }
     }
 
+    /// The split's three means (in us) times `scale` are `want`.
+    fn assert_means(split: &[StageResult], scale: f64, want: [f64; 3]) {
+        let got: Vec<f64> = split.iter().map(|s| s.mean_us * scale).collect();
+        assert!(
+            got.len() == 3 && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6),
+            "{got:?}, want {want:?}"
+        );
+    }
+
     #[test]
     fn woken_runnable_and_running_probes() {
         let t = vec![
@@ -214,13 +223,7 @@ mod tests {
             }
         );
         // means over 3 probes: rx (200+0+0)/3, rq (500+600+0)/3, run (300+400+1000)/3 ns
-        let m: Vec<f64> = r.iter().map(|s| s.mean_us * 3000.0).collect();
-        assert!(
-            (m[0] - 200.0).abs() < 1e-6
-                && (m[1] - 1100.0).abs() < 1e-6
-                && (m[2] - 1700.0).abs() < 1e-6,
-            "{m:?}"
-        );
+        assert_means(&r, 3000.0, [200.0, 1100.0, 1700.0]);
         assert_eq!(r[1].name, "runqueue-wait");
     }
 
@@ -237,13 +240,7 @@ mod tests {
         let (r, st) = split(&t, 1, &ev, 1.0, "x");
         assert_eq!(st.probes_woken, 1);
         // Request in at 1000, woken at 1500, running at 1800, reply out at 2000.
-        let ns: Vec<f64> = r.iter().map(|s| s.mean_us * 1000.0).collect();
-        assert!(
-            (ns[0] - 500.0).abs() < 1e-6
-                && (ns[1] - 300.0).abs() < 1e-6
-                && (ns[2] - 200.0).abs() < 1e-6,
-            "{ns:?}"
-        );
+        assert_means(&r, 1000.0, [500.0, 300.0, 200.0]);
     }
 
     #[test]

@@ -215,6 +215,12 @@ mod tests {
         }
     }
 
+    /// `version_from` for a tool whose name, program and package are all `x`.
+    fn x_version(outcome: Result<Finished, RunError>) -> (Status, String) {
+        let item = version_from("x", "x", "x", outcome);
+        (item.status, item.detail)
+    }
+
     #[test]
     fn version_items() {
         let ok = version_from(
@@ -228,8 +234,10 @@ mod tests {
             (Status::Ok, "iperf 3.12 (cJSON 1.7.15)")
         );
 
-        let on_stderr = version_from("x", "x", "x", Ok(finished(0, "", "\n x 1.0\n")));
-        assert_eq!(on_stderr.detail, "x 1.0");
+        assert_eq!(
+            x_version(Ok(finished(0, "", "\n x 1.0\n"))),
+            (Status::Ok, "x 1.0".to_owned())
+        );
 
         let missing = version_from(
             "qemu",
@@ -245,24 +253,23 @@ mod tests {
             "qemu-system-x86_64 not installed (Debian package qemu-system-x86)"
         );
 
-        let failed = version_from("x", "x", "x", Ok(finished(2, "", "bad flag\n")));
-        assert_eq!(failed.status, Status::Failed);
-        assert_eq!(failed.detail, "`x --version` exit status: 2: bad flag");
-
-        let hung = version_from(
-            "x",
-            "x",
-            "x",
-            Err(RunError::TimedOut {
-                program: "x".into(),
-                limit: Duration::from_secs(5),
-                stdout: String::new(),
-                reaped: true,
-            }),
-        );
         assert_eq!(
-            (hung.status, hung.detail.as_str()),
-            (Status::Failed, "x did not exit within 5 s")
+            x_version(Ok(finished(2, "", "bad flag\n"))),
+            (
+                Status::Failed,
+                "`x --version` exit status: 2: bad flag".to_owned()
+            )
+        );
+
+        let hung = RunError::TimedOut {
+            program: "x".into(),
+            limit: Duration::from_secs(5),
+            stdout: String::new(),
+            reaped: true,
+        };
+        assert_eq!(
+            x_version(Err(hung)),
+            (Status::Failed, "x did not exit within 5 s".to_owned())
         );
     }
 

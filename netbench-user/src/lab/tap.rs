@@ -100,26 +100,21 @@ pub async fn install_kata_redirects(h: &Handle, eth0: &str, tap: &str) -> Result
             .ingress()
             .execute()
             .await
-            .map_err(|source| NetlinkError::Request {
-                what: format!("adding ingress qdisc ({what})"),
-                source,
-            })?;
+            .map_err(netlink::req(format!("adding ingress qdisc ({what})")))?;
         h.traffic_filter(from_i)
             .add()
             .parent(0xffff_0000)
             // ETH_P_ALL, in network byte order as the kernel reads tcm_info's protocol.
             .protocol(0x0003_u16.to_be())
             .redirect(to)
-            .map_err(|source| NetlinkError::Request {
-                what: format!("building the mirred redirect ({what})"),
-                source,
-            })?
+            .map_err(netlink::req(format!(
+                "building the mirred redirect ({what})"
+            )))?
             .execute()
             .await
-            .map_err(|source| NetlinkError::Request {
-                what: format!("adding the mirred redirect filter ({what})"),
-                source,
-            })?;
+            .map_err(netlink::req(format!(
+                "adding the mirred redirect filter ({what})"
+            )))?;
     }
     Ok(())
 }
@@ -138,10 +133,7 @@ pub async fn ingress_filter_count(h: &Handle, index: u32) -> Result<usize, Netli
     while let Some(msg) = dump
         .try_next()
         .await
-        .map_err(|source| NetlinkError::Request {
-            what: "listing filters".into(),
-            source,
-        })?
+        .map_err(netlink::req("listing filters"))?
     {
         // The dump lists a chain header per filter priority plus the filter itself;
         // count entries that carry a handle.

@@ -3,7 +3,7 @@
 //! to a device, and reports what happened.
 use aya::{
     Btf, Ebpf,
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, Program, ProgramError, TracePoint},
 };
 use netbench_common::names;
 
@@ -60,13 +60,20 @@ fn load_object() -> Result<Ebpf, String> {
     Ebpf::load(super::EBPF_OBJECT).map_err(|e| format!("loading object: {e}"))
 }
 
-fn tracepoint_probe() -> Probe {
-    let mut ebpf = load_object()?;
-    let prog: &mut TracePoint = ebpf
-        .program_mut(names::TP_NET_DEV_QUEUE)
+/// The program `name` of the object, as its type `P`.
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, String>
+where
+    &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
         .ok_or("program missing")?
         .try_into()
-        .map_err(|e| format!("{e}"))?;
+        .map_err(|e: ProgramError| format!("{e}"))
+}
+
+fn tracepoint_probe() -> Probe {
+    let mut ebpf = load_object()?;
+    let prog: &mut TracePoint = program(&mut ebpf, names::TP_NET_DEV_QUEUE)?;
     prog.load().map_err(|e| format!("load: {e}"))?;
     let link = prog
         .attach("net", "net_dev_queue")
@@ -78,11 +85,7 @@ fn tracepoint_probe() -> Probe {
 fn tp_btf_probe() -> Probe {
     let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
     let mut ebpf = load_object()?;
-    let prog: &mut BtfTracePoint = ebpf
-        .program_mut(names::TP_BTF_NET_DEV_QUEUE)
-        .ok_or("program missing")?
-        .try_into()
-        .map_err(|e| format!("{e}"))?;
+    let prog: &mut BtfTracePoint = program(&mut ebpf, names::TP_BTF_NET_DEV_QUEUE)?;
     prog.load("net_dev_queue", &btf)
         .map_err(|e| format!("load: {e}"))?;
     let link = prog.attach().map_err(|e| format!("attach: {e}"))?;
