@@ -1,6 +1,7 @@
 //! Lab topologies. Every namespace is an [`OwnedNetns`]; dropping the topology removes
 //! the namespaces, and the kernel removes their devices with them.
 use clap::ValueEnum;
+use rtnetlink::Handle;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
 use strum::IntoStaticStr;
@@ -88,6 +89,13 @@ fn lab_ip(host: u8) -> Ipv4Addr {
     Ipv4Addr::new(LAB_NET[0], LAB_NET[1], LAB_NET[2], host)
 }
 
+/// An endpoint's device gets `ip`/24 and goes up, with its namespace's `lo`.
+async fn bring_up(h: &Handle, ifname: &str, ip: Ipv4Addr) -> Result<(), NetlinkError> {
+    netlink::add_addr(h, ifname, IpAddr::V4(ip), 24).await?;
+    netlink::set_up(h, ifname).await?;
+    netlink::set_up(h, "lo").await
+}
+
 impl LabTopology {
     /// client netns `c` --veth-- server netns `s`: the simplest container-to-container
     /// path. `tag` keeps names of concurrent topologies apart (<= 6 chars).
@@ -104,9 +112,7 @@ impl LabTopology {
         let hs = netlink::handle_in(&server_ns.reference())?;
         let (cip, sip) = (lab_ip(1), lab_ip(2));
         for (h, ifname, ip) in [(&hc, &cif, cip), (&hs, &sif, sip)] {
-            netlink::add_addr(h, ifname, IpAddr::V4(ip), 24).await?;
-            netlink::set_up(h, ifname).await?;
-            netlink::set_up(h, "lo").await?;
+            bring_up(h, ifname, ip).await?;
         }
         Ok(Self::assemble(
             LabPath::Veth,
@@ -164,10 +170,7 @@ impl LabTopology {
         }
         let (cip, sip) = (lab_ip(1), lab_ip(2));
         for (ns, ifname, ip) in [(&client_ns, "nbc0", cip), (&server_ns, "nbs0", sip)] {
-            let h = netlink::handle_in(&ns.reference())?;
-            netlink::add_addr(&h, ifname, IpAddr::V4(ip), 24).await?;
-            netlink::set_up(&h, ifname).await?;
-            netlink::set_up(&h, "lo").await?;
+            bring_up(&netlink::handle_in(&ns.reference())?, ifname, ip).await?;
         }
         Ok(Self::assemble(
             LabPath::Bridge,
@@ -210,15 +213,10 @@ impl LabTopology {
         tap::install_kata_redirects(&hsb, "eth0", TAP).await?;
 
         let (cip, sip) = (lab_ip(1), lab_ip(2));
-        let hc = netlink::handle_in(&client_ns.reference())?;
-        netlink::add_addr(&hc, "nbc0", IpAddr::V4(cip), 24).await?;
-        netlink::set_up(&hc, "nbc0").await?;
-        netlink::set_up(&hc, "lo").await?;
+        bring_up(&netlink::handle_in(&client_ns.reference())?, "nbc0", cip).await?;
         let hg = netlink::handle_in(&guest_ns.reference())?;
         netlink::set_mac_mtu(&hg, GUEST_TAP, mac, mtu).await?;
-        netlink::add_addr(&hg, GUEST_TAP, IpAddr::V4(sip), 24).await?;
-        netlink::set_up(&hg, GUEST_TAP).await?;
-        netlink::set_up(&hg, "lo").await?;
+        bring_up(&hg, GUEST_TAP, sip).await?;
 
         Ok(Self::assemble(
             LabPath::Tap,
