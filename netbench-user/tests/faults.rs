@@ -390,3 +390,177 @@ async fn ctrl_c_mid_repetition_keeps_the_finished_one() {
 async fn ctrl_c_while_writing_the_report_keeps_every_repetition() {
     interrupted_at("report").await;
 }
+
+/// A `netbench run` child that is killed (by its pid, it is ours) if the test fails
+/// while it runs, so a failing test leaves no run behind.
+struct RunGuard(Option<std::process::Child>);
+
+impl RunGuard {
+    fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    fn running(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("waiting").is_none())
+    }
+
+    fn output(mut self) -> Output {
+        self.0
+            .take()
+            .expect("child")
+            .wait_with_output()
+            .expect("output")
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The id of this run's container whose name ends with `suffix`, once its state file
+/// lists it with an id (created).
+fn listed_container(pid: u32, suffix: &str) -> Option<String> {
+    netbench::ledger::others().into_iter().find_map(|(_, f)| {
+        let f = f.ok().filter(|f| f.pid == pid)?;
+        f.resources.into_iter().find_map(|r| match r {
+            netbench::ledger::Resource::Container { name, id: Some(id) }
+                if name.ends_with(suffix) =>
+            {
+                Some(id)
+            }
+            _ => None,
+        })
+    })
+}
+
+/// Run a two-scenario matrix (bridge, host) and do `fault` to the first scenario's
+/// server once its pair is up and measuring: the first scenario must fail with a reason,
+/// the second must still run, and nothing is left.
+async fn first_server_faulted(fault: &str) {
+    let Some(_root) = common::require_root() else {
+        return;
+    };
+    let before = inventory().await;
+    let dir = std::env::temp_dir().join(format!("nb-fault-{fault}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = RunGuard(Some(
+        Command::new(netbench_bin())
+            .args([
+                "run",
+                "--runtimes",
+                "runc",
+                "--drivers",
+                "bridge,host",
+                "--stress",
+                "none",
+                "--reps",
+                "3",
+                "--probes",
+                "2000",
+                "--duration",
+                "2",
+                "--out",
+            ])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning netbench run"),
+    ));
+    let d = Docker::connect_with_local_defaults()
+        .expect("docker socket")
+        .negotiate_version()
+        .await
+        .expect("dockerd answers");
+    // Both containers of the first pair exist: set-up is done or nearly.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let server = loop {
+        assert!(Instant::now() < deadline, "no pair within 300 s");
+        if !child.running() {
+            show("netbench run", &child.output());
+            panic!("the run ended before its first pair was up");
+        }
+        if listed_container(child.pid(), "-00-client").is_some()
+            && let Some(id) = listed_container(child.pid(), "-00-server")
+        {
+            break id;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The pair waits for its agents, then measures: a few seconds in, a repetition runs.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let done = match fault {
+        "killed" => d
+            .kill_container(
+                &server,
+                None::<bollard::query_parameters::KillContainerOptions>,
+            )
+            .await
+            .map_err(|e| e.to_string()),
+        "hung" => d
+            .inspect_container(
+                &server,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                let pid = c.state.and_then(|s| s.pid).ok_or("no server pid")?;
+                // The agent stops answering while its container stays up: a hang.
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(i32::try_from(pid).map_err(|e| e.to_string())?),
+                    nix::sys::signal::Signal::SIGSTOP,
+                )
+                .map_err(|e| e.to_string())
+            }),
+        other => Err(format!("unknown fault {other}")),
+    };
+    if let Err(e) = done {
+        show("netbench run", &child.output());
+        panic!("{fault}: {e}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.running() {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not end within 300 s of the fault"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = child.output();
+    show(&format!("netbench run (server {fault})"), &out);
+    assert_eq!(out.status.code(), Some(1), "a failed scenario exits 1");
+    let results = Results::load(&dir).expect("results.json");
+    assert_eq!(results.scenarios.len(), 2);
+    let (first, second) = (&results.scenarios[0], &results.scenarios[1]);
+    assert_eq!(first.status, Status::Failed, "{first:?}");
+    assert!(
+        first.reason.as_deref().is_some_and(|r| !r.is_empty()),
+        "no reason for the faulted scenario"
+    );
+    assert_eq!(
+        second.status,
+        Status::Ok,
+        "the matrix did not go on: {second:?}"
+    );
+    assert_same(&before, &format!("server {fault}")).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_server_container_killed_mid_repetition_fails_its_scenario_only() {
+    first_server_faulted("killed").await;
+}
+
+#[tokio::test]
+async fn a_hung_server_agent_fails_its_scenario_only() {
+    first_server_faulted("hung").await;
+}

@@ -86,6 +86,14 @@ async fn rr_block(
         )));
     }
     let probes = parse_rr_output(&out.stdout).map_err(ExperimentError::Agent)?;
+    if !probes.is_empty() && probes.iter().all(|p| p.rtt_ns.is_none()) {
+        // A hung or dead server: the scenario fails with this rather than measuring
+        // timeouts for the rest of its repetitions.
+        return Err(ExperimentError::Agent(format!(
+            "no reply to any of {} probes: the server agent does not answer",
+            probes.len()
+        )));
+    }
     Ok(Block {
         run_id,
         traced,
