@@ -47,7 +47,7 @@ async fn rr_across_veth(proto: Proto, port: u16, tag: &str, mode: TcMode, stream
     config.tc_mode = mode;
     config.expected_events = count * 4;
     // Through the ring buffer (drained while probes run) or the recorder (read after).
-    config.streaming = streaming;
+    config.streaming = streaming.then(netbench::trace::Streaming::default);
     let session = Session::start(&config).expect("trace session");
     let spec = RrSpec::new(topo.server.ip, port, proto, count, 0x00c0_ffee);
     let probes = run_rr(&topo.client.netns_ref(), &spec)

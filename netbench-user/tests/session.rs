@@ -114,9 +114,11 @@ async fn a_burst_larger_than_the_ring_reports_its_loss() {
     // 2000 probes x 4 events x 64 B = 512 KiB into a 64 KiB ring whose reader is held
     // back until the end: most events cannot be reserved.
     let (probes, outcome, _topo) = probes_through("sl", 7431, Proto::Udp, 2000, |c, _| {
-        c.streaming = true;
-        c.ring_bytes = Some(1 << 16);
-        c.hold_reader = true;
+        c.streaming = Some(netbench::trace::Streaming {
+            ring_bytes: Some(1 << 16),
+            hold_reader: true,
+            ..netbench::trace::Streaming::default()
+        });
     })
     .await;
     let n = answered(&probes);

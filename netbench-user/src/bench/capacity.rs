@@ -8,19 +8,18 @@
 //! loss-free rate of each repetition, with its 95% CI).
 use std::time::{Duration, Instant};
 
-use netbench_common::protocol::BlastOpts;
 use serde::Serialize;
 
 use super::{
     BLAST_PORT, BenchConfig, BenchError, MSG_SIZE,
     figures::{CapacityStep, CapacitySummary, summarize_capacity},
-    progress, run_id, server_ip, topology,
-    workload::{BLAST_BATCH, blast, session},
+    progress, run_id, topology,
+    workload::{blast, blast_opts, session},
 };
 use crate::{
     lab::LabTopology,
     stats::{RepStats, rep_stats},
-    trace::{SessionConfig, TraceMode, session::RING_RECORD_BYTES},
+    trace::{SessionConfig, Streaming, TraceMode, session::RING_RECORD_BYTES},
 };
 
 /// The path the datagrams cross: on the bridge path each one is seen at 4 hooks
@@ -92,237 +91,218 @@ pub async fn measure(
     program_ids: &mut Vec<u32>,
 ) -> Result<CapacityFigures, BenchError> {
     let topo = topology(PATH, "bcap").await?;
-    let result = all_steps(config, &topo, program_ids).await;
+    let mut ladder = Ladder {
+        config,
+        topo: &topo,
+        program_ids,
+    };
+    let result = ladder.all_steps().await;
     drop(topo);
     result
 }
 
-async fn all_steps(
-    config: &BenchConfig,
-    topo: &LabTopology,
-    program_ids: &mut Vec<u32>,
-) -> Result<CapacityFigures, BenchError> {
-    let mut rings = Vec::new();
-    for &ring_bytes in &config.ring_bytes {
-        let mut steps: Vec<CapacityStep> = Vec::new();
-        for &(rate, senders) in &config.capacity_steps {
-            // Once a paced step fell short of its rate, the senders are saturated: higher
-            // paced rates would only repeat it. The unpaced steps still run.
-            let saturated = steps
-                .iter()
-                .any(|s| s.offered_per_sender > 0 && s.datagram_rate < 0.9 * offered(s));
-            if rate > 0 && saturated {
-                continue;
+/// The runs of this section on its path; every session's programs go to `program_ids`.
+struct Ladder<'a> {
+    config: &'a BenchConfig,
+    topo: &'a LabTopology,
+    program_ids: &'a mut Vec<u32>,
+}
+
+impl Ladder<'_> {
+    async fn all_steps(&mut self) -> Result<CapacityFigures, BenchError> {
+        let config = self.config;
+        let mut rings = Vec::new();
+        for &ring_bytes in &config.ring_bytes {
+            let mut steps: Vec<CapacityStep> = Vec::new();
+            for &(rate, senders) in &config.capacity_steps {
+                // Once a paced step fell short of its rate, the senders are saturated:
+                // higher paced rates would only repeat it. The unpaced steps still run.
+                let saturated = steps
+                    .iter()
+                    .any(|s| s.offered_per_sender > 0 && s.datagram_rate < 0.9 * offered(s));
+                if rate > 0 && saturated {
+                    continue;
+                }
+                let seconds = config.capacity_seconds;
+                steps.push(self.one_step(ring_bytes, (rate, senders), seconds).await?);
             }
-            let step = one_step(
-                config,
-                topo,
+            let summary = summarize_capacity(&steps);
+            let limited_by = limited_by(&summary);
+            rings.push(RingCapacity {
                 ring_bytes,
-                (rate, senders),
-                config.capacity_seconds,
-                program_ids,
-            )
-            .await?;
-            steps.push(step);
+                ring_events: u64::from(ring_bytes) / RING_RECORD_BYTES,
+                steps,
+                summary,
+                limited_by,
+            });
         }
-        let summary = summarize_capacity(&steps);
-        let limited_by = limited_by(&summary);
-        rings.push(RingCapacity {
+        let reps = match config.ring_bytes.first() {
+            Some(&ring) if config.capacity_reps > 0 && !config.capacity_rep_steps.is_empty() => {
+                Some(self.repeat_top(ring).await?)
+            }
+            _ => None,
+        };
+        let drain = self.drain(config.drain_ring_bytes).await?;
+        Ok(CapacityFigures {
+            drain: Some(drain),
+            path: PATH,
+            events_per_datagram: self.topo.hooks.len(),
+            datagram_bytes: MSG_SIZE,
+            step_seconds: config.capacity_seconds,
+            rings,
+            reps,
+        })
+    }
+
+    /// The top steps, `config.capacity_reps` times on `ring_bytes`.
+    async fn repeat_top(&mut self, ring_bytes: u32) -> Result<CapacityReps, BenchError> {
+        let config = self.config;
+        let mut per_rep = Vec::new();
+        let mut runs = Vec::new();
+        for rep in 0..config.capacity_reps {
+            progress(&format!(
+                "  capacity rep {}/{}",
+                rep + 1,
+                config.capacity_reps
+            ));
+            let mut best: Option<f64> = None;
+            for &step in &config.capacity_rep_steps {
+                let s = self
+                    .one_step(ring_bytes, step, config.capacity_rep_seconds)
+                    .await?;
+                if s.lossless() {
+                    best = Some(best.map_or(s.event_rate, |b: f64| b.max(s.event_rate)));
+                }
+                runs.push(s);
+            }
+            per_rep.push(best);
+        }
+        let values: Vec<f64> = per_rep.iter().flatten().copied().collect();
+        Ok(CapacityReps {
             ring_bytes,
-            ring_events: u64::from(ring_bytes) / RING_RECORD_BYTES,
-            steps,
-            summary,
-            limited_by,
+            steps: config.capacity_rep_steps.clone(),
+            seconds: config.capacity_rep_seconds,
+            per_rep,
+            lossless_events_per_s: rep_stats(&values),
+            runs,
+        })
+    }
+
+    /// A streaming session on a `ring_bytes` ring that counts the events it delivers.
+    fn trace(&self, ring_bytes: u32) -> SessionConfig {
+        let hooks = self.topo.hooks.clone();
+        let mut trace = SessionConfig::new(TraceMode::Events, vec![BLAST_PORT], hooks);
+        trace.streaming = Some(Streaming {
+            ring_bytes: Some(ring_bytes),
+            ..Streaming::default()
         });
+        trace.keep_events = false;
+        trace
     }
-    let reps = match config.ring_bytes.first() {
-        Some(&ring) if config.capacity_reps > 0 && !config.capacity_rep_steps.is_empty() => {
-            Some(repeat_top(config, topo, ring, program_ids).await?)
-        }
-        _ => None,
-    };
-    let drain = drain(config, topo, config.drain_ring_bytes, program_ids).await?;
-    Ok(CapacityFigures {
-        drain: Some(drain),
-        path: PATH,
-        events_per_datagram: topo.hooks.len(),
-        datagram_bytes: MSG_SIZE,
-        step_seconds: config.capacity_seconds,
-        rings,
-        reps,
-    })
-}
 
-/// The top steps, `config.capacity_reps` times on `ring_bytes`.
-async fn repeat_top(
-    config: &BenchConfig,
-    topo: &LabTopology,
-    ring_bytes: u32,
-    program_ids: &mut Vec<u32>,
-) -> Result<CapacityReps, BenchError> {
-    let mut per_rep = Vec::new();
-    let mut runs = Vec::new();
-    for rep in 0..config.capacity_reps {
+    /// One step: a fresh session on `ring_bytes`, the senders, the counts.
+    async fn one_step(
+        &mut self,
+        ring_bytes: u32,
+        (rate, senders): (u32, u32),
+        seconds: f64,
+    ) -> Result<CapacityStep, BenchError> {
+        let tracing = session(&self.trace(ring_bytes), self.program_ids)?;
+        let opts = blast_opts(
+            self.topo,
+            rate,
+            count_bound(rate, seconds),
+            Duration::from_secs_f64(seconds),
+            run_id(0x100 + rate),
+        );
+        let cpus = sender_cpus(self.config, senders);
+        let lines = blast(&self.topo.client.netns_ref(), opts, &cpus).await;
+        let outcome = tracing.finish().await?;
+        let lines = lines?;
+        let seconds = lines.iter().map(|l| l.seconds).fold(0.0, f64::max);
+        let datagrams: u64 = lines.iter().map(|l| l.sent).sum();
+        let lost = outcome.events_lost();
+        #[expect(clippy::cast_precision_loss, reason = "event counts fit f64 well")]
+        let step = CapacityStep {
+            offered_per_sender: rate,
+            senders,
+            seconds,
+            datagrams,
+            datagram_rate: datagrams as f64 / seconds,
+            probes_seen: outcome.counters.probes_seen,
+            delivered: outcome.delivered,
+            kernel_lost: outcome.counters.events_lost,
+            reader_dropped: outcome.reader.dropped,
+            forced_wakeups: outcome.reader.forced_wakeups,
+            timer_drains: outcome.reader.timer_drains,
+            event_rate: outcome.delivered as f64 / seconds,
+            produced_rate: (outcome.delivered + lost) as f64 / seconds,
+        };
         progress(&format!(
-            "  capacity rep {}/{}",
-            rep + 1,
-            config.capacity_reps
+            "  ring {} MiB, {} x {}: {:.0} datagrams/s -> {:.0} events/s delivered, {} lost, \
+             {} forced wake-ups, {} timer drains",
+            ring_bytes >> 20,
+            senders,
+            if rate == 0 {
+                "unpaced".to_owned()
+            } else {
+                format!("{rate}/s")
+            },
+            step.datagram_rate,
+            step.event_rate,
+            lost,
+            step.forced_wakeups,
+            step.timer_drains,
         ));
-        let mut best: Option<f64> = None;
-        for &step in &config.capacity_rep_steps {
-            let s = one_step(
-                config,
-                topo,
-                ring_bytes,
-                step,
-                config.capacity_rep_seconds,
-                program_ids,
-            )
-            .await?;
-            if s.lossless() {
-                best = Some(best.map_or(s.event_rate, |b: f64| b.max(s.event_rate)));
-            }
-            runs.push(s);
+        Ok(step)
+    }
+
+    /// Fill 80% of a `ring_bytes` ring with the reader held back, then time the reader.
+    async fn drain(&mut self, ring_bytes: u32) -> Result<DrainFigure, BenchError> {
+        let topo = self.topo;
+        let per_datagram = topo.hooks.len().max(1) as u64;
+        let datagrams = u64::from(ring_bytes) / RING_RECORD_BYTES * 8 / 10 / per_datagram;
+        progress(&format!(
+            "  reader drain: {} MiB ring, {datagrams} datagrams sent while the reader waits",
+            ring_bytes >> 20
+        ));
+        let mut trace = self.trace(ring_bytes);
+        trace.streaming = Some(Streaming {
+            ring_bytes: Some(ring_bytes),
+            hold_reader: true,
+            // Past the watermark the ring has signalled the (held) reader, so it runs at
+            // once when resumed; the short timer is only a fallback.
+            drain_every: Duration::from_millis(1),
+            ..Streaming::default()
+        });
+        let mut tracing = session(&trace, self.program_ids)?;
+        let opts = blast_opts(topo, 0, datagrams, Duration::from_mins(1), run_id(0x300));
+        let cpu = self.config.placement.client_cpu;
+        let sent = blast(&topo.client.netns_ref(), opts, &[cpu]).await;
+        let counters = tracing.counters()?;
+        let waiting = counters.probes_seen - counters.events_lost.min(counters.probes_seen);
+        let start = Instant::now();
+        tracing.resume_reader();
+        let deadline = start + Duration::from_secs(30);
+        while tracing.delivered() < waiting && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        per_rep.push(best);
+        let seconds = start.elapsed().as_secs_f64();
+        let outcome = tracing.finish().await?;
+        sent?;
+        #[expect(clippy::cast_precision_loss, reason = "event counts fit f64 well")]
+        let events_per_s = outcome.delivered.min(waiting) as f64 / seconds;
+        progress(&format!(
+            "  reader drain: {waiting} events in {seconds:.3} s = {events_per_s:.0} events/s"
+        ));
+        Ok(DrainFigure {
+            ring_bytes,
+            events: waiting,
+            kernel_lost: counters.events_lost,
+            seconds,
+            events_per_s,
+        })
     }
-    let values: Vec<f64> = per_rep.iter().flatten().copied().collect();
-    Ok(CapacityReps {
-        ring_bytes,
-        steps: config.capacity_rep_steps.clone(),
-        seconds: config.capacity_rep_seconds,
-        per_rep,
-        lossless_events_per_s: rep_stats(&values),
-        runs,
-    })
-}
-
-/// One step: a fresh session on `ring_bytes`, the senders, the counts.
-async fn one_step(
-    config: &BenchConfig,
-    topo: &LabTopology,
-    ring_bytes: u32,
-    (rate, senders): (u32, u32),
-    seconds: f64,
-    program_ids: &mut Vec<u32>,
-) -> Result<CapacityStep, BenchError> {
-    let server = std::net::SocketAddr::new(server_ip(topo).into(), BLAST_PORT);
-    let mut trace = SessionConfig::new(TraceMode::Events, vec![BLAST_PORT], topo.hooks.clone());
-    trace.ring_bytes = Some(ring_bytes);
-    trace.streaming = true;
-    trace.keep_events = false;
-    let tracing = session(&trace, program_ids)?;
-    let opts = BlastOpts {
-        server,
-        rate,
-        count: count_bound(rate, seconds),
-        max: Duration::from_secs_f64(seconds),
-        size: MSG_SIZE,
-        run_id: run_id(0x100 + rate),
-        batch: BLAST_BATCH,
-    };
-    let cpus = sender_cpus(config, senders);
-    let lines = blast(&topo.client.netns_ref(), opts, &cpus).await;
-    let outcome = tracing.finish().await?;
-    let lines = lines?;
-    let seconds = lines.iter().map(|l| l.seconds).fold(0.0, f64::max);
-    let datagrams: u64 = lines.iter().map(|l| l.sent).sum();
-    let lost = outcome.events_lost();
-    #[expect(clippy::cast_precision_loss, reason = "event counts fit f64 well")]
-    let step = CapacityStep {
-        offered_per_sender: rate,
-        senders,
-        seconds,
-        datagrams,
-        datagram_rate: datagrams as f64 / seconds,
-        probes_seen: outcome.counters.probes_seen,
-        delivered: outcome.delivered,
-        kernel_lost: outcome.counters.events_lost,
-        reader_dropped: outcome.reader.dropped,
-        forced_wakeups: outcome.reader.forced_wakeups,
-        timer_drains: outcome.reader.timer_drains,
-        event_rate: outcome.delivered as f64 / seconds,
-        produced_rate: (outcome.delivered + lost) as f64 / seconds,
-    };
-    progress(&format!(
-        "  ring {} MiB, {} x {}: {:.0} datagrams/s -> {:.0} events/s delivered, {} lost, \
-         {} forced wake-ups, {} timer drains",
-        ring_bytes >> 20,
-        senders,
-        if rate == 0 {
-            "unpaced".to_owned()
-        } else {
-            format!("{rate}/s")
-        },
-        step.datagram_rate,
-        step.event_rate,
-        lost,
-        step.forced_wakeups,
-        step.timer_drains,
-    ));
-    Ok(step)
-}
-
-/// Fill 80% of a `ring_bytes` ring with the reader held back, then time the reader.
-async fn drain(
-    config: &BenchConfig,
-    topo: &LabTopology,
-    ring_bytes: u32,
-    program_ids: &mut Vec<u32>,
-) -> Result<DrainFigure, BenchError> {
-    let per_datagram = topo.hooks.len().max(1) as u64;
-    let datagrams = u64::from(ring_bytes) / RING_RECORD_BYTES * 8 / 10 / per_datagram;
-    progress(&format!(
-        "  reader drain: {} MiB ring, {datagrams} datagrams sent while the reader waits",
-        ring_bytes >> 20
-    ));
-    let mut trace = SessionConfig::new(TraceMode::Events, vec![BLAST_PORT], topo.hooks.clone());
-    trace.ring_bytes = Some(ring_bytes);
-    trace.streaming = true;
-    trace.keep_events = false;
-    trace.hold_reader = true;
-    // Past the watermark the ring has signalled the (held) reader, so it runs at once
-    // when resumed; the short timer is only a fallback.
-    trace.drain_every = Duration::from_millis(1);
-    let mut tracing = session(&trace, program_ids)?;
-    let opts = BlastOpts {
-        server: std::net::SocketAddr::new(server_ip(topo).into(), BLAST_PORT),
-        rate: 0,
-        count: datagrams,
-        max: Duration::from_mins(1),
-        size: MSG_SIZE,
-        run_id: run_id(0x300),
-        batch: BLAST_BATCH,
-    };
-    let sent = blast(
-        &topo.client.netns_ref(),
-        opts,
-        &[config.placement.client_cpu],
-    )
-    .await;
-    let counters = tracing.counters()?;
-    let waiting = counters.probes_seen - counters.events_lost.min(counters.probes_seen);
-    let start = Instant::now();
-    tracing.resume_reader();
-    let deadline = start + Duration::from_secs(30);
-    while tracing.delivered() < waiting && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let outcome = tracing.finish().await?;
-    sent?;
-    #[expect(clippy::cast_precision_loss, reason = "event counts fit f64 well")]
-    let events_per_s = outcome.delivered.min(waiting) as f64 / seconds;
-    progress(&format!(
-        "  reader drain: {waiting} events in {seconds:.3} s = {events_per_s:.0} events/s"
-    ));
-    Ok(DrainFigure {
-        ring_bytes,
-        events: waiting,
-        kernel_lost: counters.events_lost,
-        seconds,
-        events_per_s,
-    })
 }
 
 /// One sender pinned to the client CPU; a second one on the server CPU (there is no
@@ -384,8 +364,17 @@ mod tests {
 
     #[test]
     fn count_bounds() {
-        assert_eq!(count_bound(1000, 2.0), 5000);
-        assert_eq!(count_bound(0, 2.0), 20_001_000);
-        assert_eq!(count_bound(0, 60.0), 100_000_000);
+        // Twice what the rate needs, or 10 M/s unpaced; plus 1000, at most 100 M.
+        for (rate, seconds, bound) in [
+            (1000, 2.0, 5000),
+            (0, 2.0, 20_001_000),
+            (0, 60.0, 100_000_000),
+        ] {
+            assert_eq!(
+                count_bound(rate, seconds),
+                bound,
+                "{rate}/s for {seconds} s"
+            );
+        }
     }
 }

@@ -77,14 +77,7 @@ async fn rr_block(
     )
     .await;
     let trace = session.finish().await?;
-    let out = out?;
-    if out.exit_code != Some(0) {
-        return Err(ExperimentError::Agent(format!(
-            "rr exited with {:?}: {}",
-            out.exit_code,
-            out.stderr.trim()
-        )));
-    }
+    let out = succeeded("rr", out?)?;
     let probes = parse_rr_output(&out.stdout).map_err(ExperimentError::Agent)?;
     if !probes.is_empty() && probes.iter().all(|p| p.rtt_ns.is_none()) {
         // A hung or dead server: the scenario fails with this rather than measuring
@@ -100,6 +93,23 @@ async fn rr_block(
         probes,
         trace,
     })
+}
+
+/// The agent's output if its `what` command exited 0; otherwise an error with its code
+/// and stderr.
+fn succeeded(
+    what: &str,
+    out: container::ExecOutput,
+) -> Result<container::ExecOutput, ExperimentError> {
+    if out.exit_code == Some(0) {
+        Ok(out)
+    } else {
+        Err(ExperimentError::Agent(format!(
+            "{what} exited with {:?}: {}",
+            out.exit_code,
+            out.stderr.trim()
+        )))
+    }
 }
 
 /// Pairs of a traced and an untraced block per repetition: enough pairs over a
@@ -165,14 +175,7 @@ pub async fn bandwidth(t: &Target<'_>) -> Result<BandwidthRep, ExperimentError> 
     let counters = session
         .is_tracing()
         .then_some(session.finish().await?.counters);
-    let out = out?;
-    if out.exit_code != Some(0) {
-        return Err(ExperimentError::Agent(format!(
-            "stream exited with {:?}: {}",
-            out.exit_code,
-            out.stderr.trim()
-        )));
-    }
+    let out = succeeded("stream", out?)?;
     let gbps = parse_stream_gbps(&out.stdout).ok_or_else(|| {
         ExperimentError::Agent(format!("stream printed no result: {}", out.stdout.trim()))
     })?;

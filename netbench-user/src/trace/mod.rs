@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use strum::IntoStaticStr;
 
 pub use reader::{EventReader, ReaderStats};
-pub use session::{ProgramStats, Session, SessionConfig, SessionOutcome};
+pub use session::{ProgramStats, Session, SessionConfig, SessionOutcome, Streaming};
 
 pub use tc::{Attachment, HookDevice, TcMode};
 

@@ -70,12 +70,8 @@ pub struct SessionConfig {
     pub tc_mode: TcMode,
     /// Events the measurement is expected to produce (probes x hook points, plus
     /// scheduler events): sizes the recorder, or the ring when streaming (unless
-    /// `ring_bytes` is set).
+    /// [`Streaming::ring_bytes`] is set).
     pub expected_events: u64,
-    /// An explicit ring size (power of two, page multiple), e.g. to test losses.
-    pub ring_bytes: Option<u32>,
-    /// Fill watermark override (bytes waiting that force a wake-up); default half the ring.
-    pub wakeup_bytes: Option<u64>,
     /// Processes whose threads' scheduler events are traced (with every thread they
     /// create while the session runs).
     pub track_pids: Vec<u32>,
@@ -83,12 +79,33 @@ pub struct SessionConfig {
     pub keep_events: bool,
     /// Stream events through the ring buffer while the programs run (long or unbounded
     /// runs, the capacity benchmark) instead of recording them in per-CPU slots that are
-    /// read at the end (the default: cheapest in the measured path, nothing to drain).
-    pub streaming: bool,
-    /// Streaming: start with the reader held back: events stay in the ring until
+    /// read at the end (`None`, the default: cheapest in the measured path, nothing to
+    /// drain).
+    pub streaming: Option<Streaming>,
+}
+
+/// How a streaming session's ring buffer and reader run.
+#[derive(Clone, Debug)]
+pub struct Streaming {
+    /// An explicit ring size (power of two, page multiple), e.g. to test losses.
+    pub ring_bytes: Option<u32>,
+    /// Fill watermark override (bytes waiting that force a wake-up); default half the ring.
+    pub wakeup_bytes: Option<u64>,
+    /// Start with the reader held back: events stay in the ring until
     /// [`Session::resume_reader`] (or the end).
     pub hold_reader: bool,
     pub drain_every: Duration,
+}
+
+impl Default for Streaming {
+    fn default() -> Self {
+        Self {
+            ring_bytes: None,
+            wakeup_bytes: None,
+            hold_reader: false,
+            drain_every: DEFAULT_DRAIN_EVERY,
+        }
+    }
 }
 
 impl SessionConfig {
@@ -101,19 +118,10 @@ impl SessionConfig {
             devices,
             tc_mode: TcMode::Auto,
             expected_events: 0,
-            ring_bytes: None,
-            wakeup_bytes: None,
             track_pids: Vec::new(),
             keep_events: true,
-            streaming: false,
-            hold_reader: false,
-            drain_every: DEFAULT_DRAIN_EVERY,
+            streaming: None,
         }
-    }
-
-    fn ring_bytes(&self) -> u32 {
-        self.ring_bytes
-            .unwrap_or_else(|| ring_bytes_for(self.expected_events))
     }
 }
 
@@ -192,18 +200,22 @@ impl Session {
         if config.mode == TraceMode::Off {
             return Ok(Self { live: None });
         }
-        let record_slots = (!config.streaming)
+        let record_slots = config
+            .streaming
+            .is_none()
             .then(|| recorder_slots_for(config.expected_events, super::possible_cpus()));
-        let ring_bytes = if record_slots.is_some() {
-            0
-        } else {
-            config.ring_bytes()
+        let streaming = config.streaming.clone().unwrap_or_default();
+        let ring_bytes = match &config.streaming {
+            None => 0,
+            Some(s) => s
+                .ring_bytes
+                .unwrap_or_else(|| ring_bytes_for(config.expected_events)),
         };
         let mut tracer = Tracer::load(&TraceConfig {
             ports: config.ports.clone(),
             mode: config.mode,
             ring_bytes: ring_bytes.max(4096),
-            wakeup_bytes: config.wakeup_bytes,
+            wakeup_bytes: streaming.wakeup_bytes,
             sink: match record_slots {
                 Some(slots_per_cpu) => EventSink::Recorder { slots_per_cpu },
                 None => EventSink::Ring,
@@ -238,13 +250,13 @@ impl Session {
             stop: Some(stop),
             consumer,
             delivered,
-            drain_every: config.drain_every,
+            drain_every: streaming.drain_every,
             ring_bytes,
             record_slots,
             keep_events: config.keep_events,
         };
         // Recording: nothing to drain while the programs run, so no reader runs at all.
-        if !config.hold_reader && record_slots.is_none() {
+        if config.streaming.as_ref().is_some_and(|s| !s.hold_reader) {
             live.resume_reader();
         }
         Ok(Self { live: Some(live) })
