@@ -38,119 +38,136 @@ struct Bar {
     series: usize,
 }
 
+impl Bar {
+    const fn new(value: f64, err: Option<f64>, series: usize) -> Self {
+        Self { value, err, series }
+    }
+}
+
+/// A labelled row of bars, one per series.
+type Row = (String, Vec<Bar>);
+
+/// A bar chart: its file, its title, the unit of its x axis and its series.
+struct BarChart {
+    file: &'static str,
+    title: &'static str,
+    unit: &'static str,
+    series: &'static [&'static str],
+}
+
+const RTT_CHART: BarChart = BarChart {
+    file: "rtt.svg",
+    title: "Round-trip time per scenario (untraced probes where measured)",
+    unit: "microseconds",
+    series: &["p50", "p99"],
+};
+
+const BANDWIDTH_CHART: BarChart = BarChart {
+    file: "bandwidth.svg",
+    title: "Bandwidth per scenario (mean, 95% CI)",
+    unit: "Gbit/s",
+    series: &["TCP stream"],
+};
+
+const OBSERVER_CHART: BarChart = BarChart {
+    file: "observer.svg",
+    title: "Observer effect: traced / untraced round trip (1 = no effect; 95% CI)",
+    unit: "ratio",
+    series: &["p50", "p99"],
+};
+
+/// One plot and what it shows.
+enum Chart<'a> {
+    Bars(&'static BarChart, Vec<Row>),
+    /// Each scenario's stages stacked.
+    Stacked(Vec<&'a Scenario>),
+}
+
+impl Chart<'_> {
+    fn file(&self) -> &'static str {
+        match self {
+            Self::Bars(chart, _) => chart.file,
+            Self::Stacked(_) => "stages.svg",
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Bars(_, rows) => rows.is_empty(),
+            Self::Stacked(scenarios) => scenarios.is_empty(),
+        }
+    }
+
+    fn draw(&self, path: &Path) -> Result<(), PlotError> {
+        match self {
+            Self::Bars(chart, rows) => bars(path, chart, rows),
+            Self::Stacked(scenarios) => stacked(path, scenarios),
+        }
+    }
+}
+
 /// Write every plot of `results` into `dir`; returns the files written. Scenarios
-/// without figures (unsupported, failed early) are left out; with none at all, no file
-/// is written.
+/// without figures (unsupported, failed early) are left out; a plot with nothing to
+/// show is not written (with no scenario to show, no file is).
 ///
 /// # Errors
 /// When a file cannot be drawn or written.
 pub fn write_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
     let with_rtt = results.with_rtt();
-    let mut written = Vec::new();
-    if with_rtt.is_empty() {
-        return Ok(written);
-    }
-    let rows: Vec<(String, Vec<Bar>)> = with_rtt
-        .iter()
-        .filter_map(|s| {
-            let (r, source) = s.quoted_rtt()?;
-            let label = match source {
-                RttSource::Untraced => s.id.clone(),
-                RttSource::Traced => format!("{} (traced)", s.id),
-            };
-            Some((
-                label,
-                vec![
-                    Bar {
-                        value: r.summary.p50,
-                        err: None,
-                        series: 0,
-                    },
-                    Bar {
-                        value: r.summary.p99,
-                        err: None,
-                        series: 1,
-                    },
-                ],
-            ))
-        })
-        .collect();
-    let path = dir.join("rtt.svg");
-    bars(
-        &path,
-        "Round-trip time per scenario (untraced probes where measured)",
-        "microseconds",
-        &rows,
-        &["p50", "p99"],
-    )?;
-    written.push(path);
-
-    let bw_rows: Vec<(String, Vec<Bar>)> = with_rtt
-        .iter()
-        .filter_map(|s| {
-            let b = s.bandwidth_gbps.as_ref()?;
-            Some((
-                s.id.clone(),
-                vec![Bar {
-                    value: b.mean,
-                    err: b.ci95.filter(|c| *c > 0.0),
-                    series: 0,
-                }],
-            ))
-        })
-        .collect();
-    if !bw_rows.is_empty() {
-        let path = dir.join("bandwidth.svg");
-        bars(
-            &path,
-            "Bandwidth per scenario (mean, 95% CI)",
-            "Gbit/s",
-            &bw_rows,
-            &["TCP stream"],
-        )?;
-        written.push(path);
-    }
-
-    let staged: Vec<&Scenario> = with_rtt
+    let staged = with_rtt
         .iter()
         .copied()
         .filter(|s| !s.stages.is_empty())
         .collect();
-    if !staged.is_empty() {
-        let path = dir.join("stages.svg");
-        stacked(&path, &staged)?;
-        written.push(path);
-    }
-
-    let observed = observer_rows(&with_rtt);
-    if !observed.is_empty() {
-        let path = dir.join("observer.svg");
-        bars(
-            &path,
-            "Observer effect: traced / untraced round trip (1 = no effect; 95% CI)",
-            "ratio",
-            &observed,
-            &["p50", "p99"],
-        )?;
+    let charts = [
+        Chart::Bars(&RTT_CHART, rows(&with_rtt, rtt_row)),
+        Chart::Bars(&BANDWIDTH_CHART, rows(&with_rtt, bandwidth_row)),
+        Chart::Stacked(staged),
+        Chart::Bars(&OBSERVER_CHART, rows(&with_rtt, observer_row)),
+    ];
+    let mut written = Vec::new();
+    for chart in charts.iter().filter(|c| !c.is_empty()) {
+        let path = dir.join(chart.file());
+        chart.draw(&path)?;
         written.push(path);
     }
     Ok(written)
 }
 
-/// Traced / untraced p50 and p99 of the scenarios with an observer effect.
-fn observer_rows(scenarios: &[&Scenario]) -> Vec<(String, Vec<Bar>)> {
-    scenarios
-        .iter()
-        .filter_map(|s| {
-            let e = s.observer_effect.as_ref()?;
-            let bar = |r: &crate::observer::Ratio, series| Bar {
-                value: r.ratio,
-                err: r.ci95.filter(|c| c.is_finite() && *c > 0.0),
-                series,
-            };
-            Some((s.id.clone(), vec![bar(&e.p50, 0), bar(&e.p99, 1)]))
-        })
-        .collect()
+/// One row of bars per scenario that `row` gives one for.
+fn rows(scenarios: &[&Scenario], row: fn(&Scenario) -> Option<Row>) -> Vec<Row> {
+    scenarios.iter().filter_map(|s| row(s)).collect()
+}
+
+/// The quoted round trip's p50 and p99, labelled where it is the traced one.
+fn rtt_row(s: &Scenario) -> Option<Row> {
+    let (r, source) = s.quoted_rtt()?;
+    let label = match source {
+        RttSource::Untraced => s.id.clone(),
+        RttSource::Traced => format!("{} (traced)", s.id),
+    };
+    let (p50, p99) = (r.summary.p50, r.summary.p99);
+    Some((label, vec![Bar::new(p50, None, 0), Bar::new(p99, None, 1)]))
+}
+
+/// Mean bandwidth with its 95% CI.
+fn bandwidth_row(s: &Scenario) -> Option<Row> {
+    let b = s.bandwidth_gbps.as_ref()?;
+    let err = b.ci95.filter(|c| *c > 0.0);
+    Some((s.id.clone(), vec![Bar::new(b.mean, err, 0)]))
+}
+
+/// Traced / untraced p50 and p99 with their 95% CIs.
+fn observer_row(s: &Scenario) -> Option<Row> {
+    let e = s.observer_effect.as_ref()?;
+    let bar = |r: &crate::observer::Ratio, series| {
+        Bar::new(
+            r.ratio,
+            r.ci95.filter(|c| c.is_finite() && *c > 0.0),
+            series,
+        )
+    };
+    Some((s.id.clone(), vec![bar(&e.p50, 0), bar(&e.p99, 1)]))
 }
 
 fn draw_err(path: &Path) -> impl Fn(DrawError) -> PlotError + '_ {
@@ -180,13 +197,13 @@ fn y_range(n: usize) -> std::ops::Range<f64> {
     clippy::cast_precision_loss,
     reason = "row and series counts are small"
 )]
-fn bars(
-    path: &Path,
-    title: &str,
-    unit: &str,
-    rows: &[(String, Vec<Bar>)],
-    series: &[&str],
-) -> Result<(), PlotError> {
+fn bars(path: &Path, spec: &BarChart, rows: &[Row]) -> Result<(), PlotError> {
+    let BarChart {
+        title,
+        unit,
+        series,
+        ..
+    } = spec;
     let e = draw_err(path);
     let n = rows.len();
     let per_row = 18 * u32::try_from(series.len()).unwrap_or(1) + 14;
@@ -366,64 +383,21 @@ fn stacked(path: &Path, scenarios: &[&Scenario]) -> Result<(), PlotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        observer::{ObserverEffect, Ratio},
-        results::{Env, Rtt, Status},
-        stages::StageResult,
-        stats::{RepStats, Summary},
+    use crate::results::{
+        Env, Status,
+        summary::fixture::{effect, kata_on_host, ok, stage},
     };
 
     fn results() -> Results {
         let mut r = Results::new(Env::default(), serde_json::json!({}));
-        for (id, stress, p50) in [
-            ("runc-bridge-bridge-none", "none", 30.0),
-            ("runc-bridge-bridge-cpu", "cpu", 12.0),
-        ] {
-            let mut s =
-                Scenario::unsupported(id.into(), "runc", "bridge", "bridge", stress, String::new());
-            s.status = Status::Ok;
-            s.reason = None;
-            s.rtt_us = Some(Rtt {
-                summary: Summary {
-                    count: 5,
-                    mean: p50,
-                    p50,
-                    p90: p50,
-                    p99: p50 * 3.0,
-                    p999: p50 * 4.0,
-                },
-                per_rep_p50: vec![Some(p50)],
-            });
-            s.bandwidth_gbps = Some(RepStats {
-                mean: 20.0,
-                stddev: 1.0,
-                ci95: Some(2.0),
-                per_rep: vec![19.0, 21.0],
-            });
-            s.stages = ["client-tx-stack", "bridge", "server-stack-and-app"]
+        for (stress, p50) in [("none", 30.0), ("cpu", 12.0)] {
+            let stages = ["client-tx-stack", "bridge", "server-stack-and-app"]
                 .iter()
-                .map(|n| StageResult {
-                    name: (*n).into(),
-                    from_hook: "a".into(),
-                    to_hook: "b".into(),
-                    mean_us: p50 / 3.0,
-                    p50_us: 1.0,
-                    p90_us: 1.0,
-                    p99_us: 1.0,
-                    p999_us: 1.0,
-                    share: 1.0 / 3.0,
-                })
+                .map(|n| stage(n, p50 / 3.0, 1.0 / 3.0))
                 .collect();
-            r.scenarios.push(s);
+            r.scenarios.push(ok(stress, p50, 20.0, stages));
         }
-        r.scenarios.push(Scenario::unsupported(
-            "kata-host-bridge-none".into(),
-            "kata",
-            "host",
-            "bridge",
-            "none",
-            "no".into(),
-        ));
+        r.scenarios.push(kata_on_host());
         r
     }
 
@@ -465,18 +439,7 @@ mod tests {
             traced.summary.p50 = 33.3;
             traced.summary.p99 = 66.6;
         }
-        let ratio = |ratio, ci95| Ratio {
-            ratio,
-            mean_of_pairs: ratio,
-            ci95,
-            per_pair: vec![ratio],
-        };
-        s.observer_effect = Some(ObserverEffect {
-            p50: ratio(1.18, Some(0.04)),
-            p99: ratio(1.16, None),
-            pairs: 2,
-            pairs_skipped: 0,
-        });
+        s.observer_effect = Some(effect(1.18, 1.16, Some(0.04)));
         // A failed scenario that still carries figures: plotted nowhere.
         let mut failed = r.scenarios[1].clone();
         failed.id = "runsc-bridge-bridge-none".into();

@@ -228,7 +228,7 @@ fn faulted_run(point: &str, signal: &str) -> (PathBuf, Output) {
         .spawn()
         .expect("spawning netbench run");
     // Bounded: the run itself is a few seconds; image builds at most a few minutes.
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_mins(5);
     while child.try_wait().expect("waiting").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -406,7 +406,8 @@ impl RunGuard {
             .is_some_and(|c| c.try_wait().expect("waiting").is_none())
     }
 
-    fn output(mut self) -> Output {
+    /// Wait for the child and take its output (the guard then has nothing to kill).
+    fn output(&mut self) -> Output {
         self.0
             .take()
             .expect("child")
@@ -438,6 +439,55 @@ fn listed_container(pid: u32, suffix: &str) -> Option<String> {
             _ => None,
         })
     })
+}
+
+/// The first pair's server container id, once both containers of that pair exist
+/// (set-up is done or nearly).
+async fn first_pair_up(child: &mut RunGuard) -> String {
+    let deadline = Instant::now() + Duration::from_mins(5);
+    loop {
+        assert!(Instant::now() < deadline, "no pair within 300 s");
+        if !child.running() {
+            show("netbench run", &child.output());
+            panic!("the run ended before its first pair was up");
+        }
+        if listed_container(child.pid(), "-00-client").is_some()
+            && let Some(id) = listed_container(child.pid(), "-00-server")
+        {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Kill the server container, or stop its agent (SIGSTOP: it stops answering while its
+/// container stays up, a hang).
+async fn inject(d: &Docker, server: &str, fault: &str) -> Result<(), String> {
+    match fault {
+        "killed" => d
+            .kill_container(
+                server,
+                None::<bollard::query_parameters::KillContainerOptions>,
+            )
+            .await
+            .map_err(|e| e.to_string()),
+        "hung" => {
+            let c = d
+                .inspect_container(
+                    server,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let pid = c.state.and_then(|s| s.pid).ok_or("no server pid")?;
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(pid).map_err(|e| e.to_string())?),
+                nix::sys::signal::Signal::SIGSTOP,
+            )
+            .map_err(|e| e.to_string())
+        }
+        other => Err(format!("unknown fault {other}")),
+    }
 }
 
 /// Run a two-scenario matrix (bridge, host) and do `fault` to the first scenario's
@@ -480,54 +530,14 @@ async fn first_server_faulted(fault: &str) {
         .negotiate_version()
         .await
         .expect("dockerd answers");
-    // Both containers of the first pair exist: set-up is done or nearly.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let server = loop {
-        assert!(Instant::now() < deadline, "no pair within 300 s");
-        if !child.running() {
-            show("netbench run", &child.output());
-            panic!("the run ended before its first pair was up");
-        }
-        if listed_container(child.pid(), "-00-client").is_some()
-            && let Some(id) = listed_container(child.pid(), "-00-server")
-        {
-            break id;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let server = first_pair_up(&mut child).await;
     // The pair waits for its agents, then measures: a few seconds in, a repetition runs.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let done = match fault {
-        "killed" => d
-            .kill_container(
-                &server,
-                None::<bollard::query_parameters::KillContainerOptions>,
-            )
-            .await
-            .map_err(|e| e.to_string()),
-        "hung" => d
-            .inspect_container(
-                &server,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|c| {
-                let pid = c.state.and_then(|s| s.pid).ok_or("no server pid")?;
-                // The agent stops answering while its container stays up: a hang.
-                nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(i32::try_from(pid).map_err(|e| e.to_string())?),
-                    nix::sys::signal::Signal::SIGSTOP,
-                )
-                .map_err(|e| e.to_string())
-            }),
-        other => Err(format!("unknown fault {other}")),
-    };
-    if let Err(e) = done {
+    if let Err(e) = inject(&d, &server, fault).await {
         show("netbench run", &child.output());
         panic!("{fault}: {e}");
     }
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_mins(5);
     while child.running() {
         assert!(
             Instant::now() < deadline,

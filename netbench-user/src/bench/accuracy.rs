@@ -8,10 +8,10 @@
 use serde::Serialize;
 
 use super::{
-    BenchConfig, BenchError, IPERF_PORT, MSG_SIZE, SOCKPERF_PORT, echo_of,
+    BenchConfig, BenchError, IPERF_PORT, MSG_SIZE, Placed, SOCKPERF_PORT, echo_of,
     figures::{RatioCi, RttSample, paired_ratio},
-    progress, run_id, server_ip, sink_of,
-    tools::{iperf3_client, iperf3_server, sockperf_ping_pong, sockperf_server},
+    progress, run_id, sink_of,
+    tools::{Site, iperf3_client, iperf3_server, sockperf_ping_pong, sockperf_server},
     topology,
     workload::{rr, serve, stream},
 };
@@ -42,12 +42,8 @@ impl ToolRtt {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RttComparison {
-    /// `same-cpu` (client and server share a CPU: no cross-CPU wake-up in the round
-    /// trip, the tools' own work dominates) or `cross-cpu` (two wake-ups across CPUs,
-    /// which on a VM dominate the round trip and vary with its timing).
-    pub placement: &'static str,
-    pub client_cpu: Option<usize>,
-    pub server_cpu: Option<usize>,
+    #[serde(flatten)]
+    pub at: Placed,
     pub size: u32,
     pub sockperf: ToolRtt,
     pub agent: ToolRtt,
@@ -86,21 +82,12 @@ pub async fn measure(config: &BenchConfig) -> Result<AccuracyFigures, BenchError
 }
 
 async fn compare(config: &BenchConfig, topo: &LabTopology) -> Result<AccuracyFigures, BenchError> {
-    let sockperf = sockperf_server(
-        &topo.server.netns_ref(),
-        server_ip(topo),
-        SOCKPERF_PORT,
-        config.placement.server_cpu,
-    )
-    .await?;
-    let mut rtt = Vec::new();
     let server_cpu = config.placement.server_cpu;
-    for (placement, client_cpu) in [
-        ("same-cpu", server_cpu),
-        ("cross-cpu", config.placement.client_cpu),
-    ] {
-        progress(&format!("  round trips, {placement}"));
-        match compare_rtt(config, topo, placement, client_cpu).await {
+    let sockperf = sockperf_server(&Site::server(topo, SOCKPERF_PORT, server_cpu)).await?;
+    let mut rtt = Vec::new();
+    for at in config.placement.both() {
+        progress(&format!("  round trips, {}", at.placement));
+        match compare_rtt(config, topo, at).await {
             Ok(r) => rtt.push(r),
             Err(e) => {
                 sockperf.stop().await;
@@ -122,25 +109,17 @@ async fn compare(config: &BenchConfig, topo: &LabTopology) -> Result<AccuracyFig
 async fn compare_rtt(
     config: &BenchConfig,
     topo: &LabTopology,
-    placement: &'static str,
-    client_cpu: Option<usize>,
+    at: Placed,
 ) -> Result<RttComparison, BenchError> {
-    let (client, ip) = (topo.client.netns_ref(), server_ip(topo));
+    let client_cpu = at.cpus.client_cpu;
+    let sockperf_at = Site::client(topo, SOCKPERF_PORT, client_cpu);
     let (mut sp, mut agent) = (Vec::new(), Vec::new());
     let mut count = 10_000;
     for rep in 0..config.accuracy_reps {
         let sockperf_first = rep % 2 == 0;
         for sockperf_now in [sockperf_first, !sockperf_first] {
             if sockperf_now {
-                let s = sockperf_ping_pong(
-                    &client,
-                    ip,
-                    SOCKPERF_PORT,
-                    MSG_SIZE,
-                    config.sockperf_seconds,
-                    client_cpu,
-                )
-                .await?;
+                let s = sockperf_ping_pong(&sockperf_at, MSG_SIZE, config.sockperf_seconds).await?;
                 count = s.observations.clamp(100, 1_000_000);
                 sp.push(RttSample {
                     count: s.observations,
@@ -165,9 +144,7 @@ async fn compare_rtt(
     }
     let (sp, agent) = (ToolRtt::new(sp), ToolRtt::new(agent));
     Ok(RttComparison {
-        placement,
-        client_cpu,
-        server_cpu: config.placement.server_cpu,
+        at,
         size: MSG_SIZE,
         ratio_p50: paired_ratio(&agent.p50_us.per_rep, &sp.p50_us.per_rep),
         ratio_p99: paired_ratio(&agent.p99_us.per_rep, &sp.p99_us.per_rep),
@@ -181,37 +158,26 @@ async fn compare_stream(
     config: &BenchConfig,
     topo: &LabTopology,
 ) -> Result<StreamComparison, BenchError> {
-    let (client, ip) = (topo.client.netns_ref(), server_ip(topo));
+    let cpus = config.placement;
+    let iperf_server_at = Site::server(topo, IPERF_PORT, cpus.server_cpu);
+    let iperf_client_at = Site::client(topo, IPERF_PORT, cpus.client_cpu);
     let (mut iperf, mut agent_bw, mut retransmits) = (Vec::new(), Vec::new(), 0);
     for rep in 0..config.accuracy_stream_reps {
         let iperf_first = rep % 2 == 0;
         for iperf_now in [iperf_first, !iperf_first] {
             if iperf_now {
-                let srv = iperf3_server(
-                    &topo.server.netns_ref(),
-                    ip,
-                    IPERF_PORT,
-                    config.placement.server_cpu,
-                )
-                .await?;
-                let r = iperf3_client(
-                    &client,
-                    ip,
-                    IPERF_PORT,
-                    config.stream_seconds,
-                    config.placement.client_cpu,
-                )
-                .await;
+                let srv = iperf3_server(&iperf_server_at).await?;
+                let r = iperf3_client(&iperf_client_at, config.stream_seconds).await;
                 srv.stop().await;
                 let r = r?;
                 retransmits += r.retransmits;
                 iperf.push(r.received_gbps);
             } else {
                 let r = stream(
-                    &client,
+                    &topo.client.netns_ref(),
                     sink_of(topo),
                     f64::from(config.stream_seconds),
-                    config.placement.client_cpu,
+                    cpus.client_cpu,
                 )
                 .await?;
                 agent_bw.push(r.gbps);

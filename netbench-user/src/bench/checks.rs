@@ -11,7 +11,7 @@ fn accuracy_problems(p: &mut Vec<String>, a: &super::AccuracyFigures) {
         p.push("no round-trip comparison".into());
     }
     for rtt in &a.rtt {
-        let at = rtt.placement;
+        let at = rtt.at.placement;
         for (name, t) in [("sockperf", &rtt.sockperf), ("agent", &rtt.agent)] {
             check_reps(p, &format!("{name} rtt p50 us, {at}"), &t.p50_us);
             check_reps(p, &format!("{name} rtt p99 us, {at}"), &t.p99_us);
@@ -131,28 +131,26 @@ fn observer_problems(p: &mut Vec<String>, o: &super::EffectFigures) {
         p.push("observer effect: no run".into());
     }
     for run in &o.runs {
-        let what = format!("observer effect, lab {} {}", run.path, run.placement);
-        for (name, v) in [
-            ("traced p50", run.traced_p50_us),
-            ("traced p99", run.traced_p99_us),
-            ("untraced p50", run.untraced_p50_us),
-            ("untraced p99", run.untraced_p99_us),
-        ] {
-            check_positive(p, &format!("{what}: {name}"), Some(v));
+        let what = format!("observer effect, lab {} {}", run.path, run.at.placement);
+        let pooled = run.pooled;
+        for (name, rtt) in [("traced", pooled.traced), ("untraced", pooled.untraced)] {
+            check_positive(p, &format!("{what}: {name} p50"), Some(rtt.p50_us));
+            check_positive(p, &format!("{what}: {name} p99"), Some(rtt.p99_us));
         }
         let e = run.effect.as_ref();
         check_positive(p, &format!("{what}: p50 ratio"), e.map(|e| e.p50.ratio));
         check_positive(p, &format!("{what}: p99 ratio"), e.map(|e| e.p99.ratio));
-        if run.min_block_events == 0 {
+        let blocks = run.blocks;
+        if blocks.min_block_events == 0 {
             p.push(format!("{what}: a traced block delivered no event"));
         }
-        if run.events_lost > 0 {
+        if blocks.events_lost > 0 {
             p.push(format!(
                 "{what}: {} events lost in a recorder sized for the block",
-                run.events_lost
+                blocks.events_lost
             ));
         }
-        check_wakeups(p, &what, run.reader_wakeups, run.events);
+        check_wakeups(p, &what, blocks.reader_wakeups, blocks.events);
     }
 }
 
@@ -165,17 +163,17 @@ pub fn problems(r: &BenchReport) -> Vec<String> {
         .map(|e| format!("{} failed: {}", e.section, e.error))
         .collect();
     p.extend(r.leftovers.iter().map(|l| format!("left behind: {l}")));
-    if let Some(c) = &r.cost {
+    if let Some(c) = &r.measured.cost {
         cost_problems(&mut p, c);
     }
-    if let Some(t) = &r.throughput {
+    if let Some(t) = &r.measured.throughput {
         for m in &t.modes {
             check_reps(
                 &mut p,
                 &format!("stream Gbit/s, tracing {}", m.mode),
                 &m.gbps,
             );
-            if m.mode != "off" && !m.loss_pct.is_some_and(f64::is_finite) {
+            if m.mode != "off" && !m.loss.mean.is_some_and(f64::is_finite) {
                 p.push(format!("throughput loss of {} is not a number", m.mode));
             }
         }
@@ -188,16 +186,16 @@ pub fn problems(r: &BenchReport) -> Vec<String> {
             None => p.push("tracer's CPU share is missing".into()),
         }
     }
-    if let Some(c) = &r.capacity {
+    if let Some(c) = &r.measured.capacity {
         capacity_problems(&mut p, c);
     }
-    if let Some(a) = &r.accuracy {
+    if let Some(a) = &r.measured.accuracy {
         accuracy_problems(&mut p, a);
     }
-    if let Some(o) = &r.observer {
+    if let Some(o) = &r.measured.observer {
         observer_problems(&mut p, o);
     }
-    if let Some(e) = r.docker.as_ref().and_then(|d| d.effect.as_ref()) {
+    if let Some(e) = r.measured.docker.as_ref().and_then(|d| d.figure.effect()) {
         check_positive(&mut p, "Docker observer effect p50", Some(e.p50.ratio));
         check_positive(&mut p, "Docker observer effect p99", Some(e.p99.ratio));
     }

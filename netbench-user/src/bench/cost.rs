@@ -1,21 +1,21 @@
 //! Per-program cost: the kernel's BPF run-time statistics (`run_time_ns`, `run_cnt` of
 //! `bpf_prog_info`) of every netbench tc program, under rr load and under stream load,
 //! on the lab bridge path. Statistics are on only while this section runs.
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use aya::{
     Ebpf,
-    programs::TracePoint,
+    programs::Program,
     sys::{Stats, enable_stats},
 };
-use netbench_common::{names, protocol::BlastOpts};
+use netbench_common::names;
 use serde::Serialize;
 
 use super::{
     BLAST_PORT, BenchConfig, BenchError, ECHO_PORT, MSG_SIZE, SINK_PORT, echo_of,
     figures::{ProgramCost, TARGET_COST_NS, TARGET_PROBE_COST_NS, cost_between},
     progress, run_id, sink_of, topology,
-    workload::{BLAST_BATCH, blast, rr, serve, session, stream},
+    workload::{blast, blast_opts, rr, serve, session, stream},
 };
 use crate::{
     lab::LabTopology,
@@ -366,15 +366,14 @@ async fn one_run(
         .await
         .map(|_| ()),
         "blast" => {
-            let opts = BlastOpts {
-                server: SocketAddr::new(topo.server.ip.into(), BLAST_PORT),
-                rate: config.cost_blast_rate,
-                count: u64::from(config.cost_blast_rate) * 10,
-                max: Duration::from_secs_f64(config.cost_blast_seconds),
-                size: MSG_SIZE,
-                run_id: run_id(2 + (rep << 4)),
-                batch: BLAST_BATCH,
-            };
+            let rate = config.cost_blast_rate;
+            let opts = blast_opts(
+                topo,
+                rate,
+                u64::from(rate) * 10,
+                Duration::from_secs_f64(config.cost_blast_seconds),
+                run_id(2 + (rep << 4)),
+            );
             blast(&client, opts, &[cpu]).await.map(|_| ())
         }
         _ => stream(
@@ -433,11 +432,9 @@ struct EmptyProgram {
 impl EmptyProgram {
     fn attach() -> Result<Self, String> {
         let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|e| format!("loading: {e}"))?;
-        let prog: &mut TracePoint = ebpf
-            .program_mut(names::TP_NET_DEV_QUEUE)
-            .ok_or("no empty tracepoint program in the object")?
-            .try_into()
-            .map_err(|e| format!("{e}"))?;
+        let Some(Program::TracePoint(prog)) = ebpf.program_mut(names::TP_NET_DEV_QUEUE) else {
+            return Err("no empty tracepoint program in the object".into());
+        };
         prog.load().map_err(|e| format!("load: {e}"))?;
         prog.attach("net", "net_dev_queue")
             .map_err(|e| format!("attach net:net_dev_queue: {e}"))?;

@@ -3,7 +3,7 @@
 //! stress, a few repetitions), and that scenario's `observer_effect` (traced /
 //! untraced per repetition pair). Without Docker the figure is "unsupported", with the
 //! reason, never a number.
-use serde::Serialize;
+use serde::{Serialize, Serializer, ser::SerializeStruct as _};
 
 use super::{BenchConfig, progress};
 use crate::{
@@ -12,18 +12,53 @@ use crate::{
     results::{Scenario, Status},
 };
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct DockerEffect {
     /// `netbench run`'s matrix, in its own flags.
     pub matrix: String,
     pub reps: u32,
     pub probes: u64,
-    pub effect: Option<ObserverEffect>,
-    /// Why there is no figure (Docker unreachable, the scenario unsupported or failed).
-    pub unsupported: Option<String>,
+    #[serde(flatten)]
+    pub figure: DockerFigure,
     /// The whole scenario as results.json has it.
     pub scenario: Option<Scenario>,
     pub seconds: f64,
+}
+
+/// The scenario's observer effect, or why there is none (Docker unreachable, the
+/// scenario unsupported or failed). Written as `effect` and `unsupported`, one of them
+/// null.
+#[derive(Clone, Debug)]
+pub enum DockerFigure {
+    Effect(ObserverEffect),
+    Unsupported(String),
+}
+
+impl DockerFigure {
+    #[must_use]
+    pub fn effect(&self) -> Option<&ObserverEffect> {
+        match self {
+            Self::Effect(e) => Some(e),
+            Self::Unsupported(_) => None,
+        }
+    }
+
+    #[must_use]
+    pub fn unsupported(&self) -> Option<&str> {
+        match self {
+            Self::Effect(_) => None,
+            Self::Unsupported(why) => Some(why),
+        }
+    }
+}
+
+impl Serialize for DockerFigure {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("DockerFigure", 2)?;
+        s.serialize_field("effect", &self.effect())?;
+        s.serialize_field("unsupported", &self.unsupported())?;
+        s.end()
+    }
 }
 
 pub async fn measure(config: &BenchConfig) -> DockerEffect {
@@ -33,12 +68,6 @@ pub async fn measure(config: &BenchConfig) -> DockerEffect {
         "--runtimes runc --drivers bridge --stress none --reps {} --probes {} --duration {}",
         config.docker_reps, config.docker_probes, config.docker_seconds
     );
-    let mut fig = DockerEffect {
-        matrix: matrix.clone(),
-        reps: config.docker_reps,
-        probes: config.docker_probes,
-        ..DockerEffect::default()
-    };
     progress(&format!("  netbench run {matrix}"));
     let cfg = RunConfig::from_lists(
         "runc",
@@ -60,55 +89,64 @@ pub async fn measure(config: &BenchConfig) -> DockerEffect {
     };
     // The figures are copied into the bench report; the run's own directory goes.
     let _ = std::fs::remove_dir_all(&out);
-    fig.seconds = started.elapsed().as_secs_f64();
-    match result {
-        Err(ExperimentError::Docker(e)) => {
-            fig.unsupported = Some(format!(
-                "Docker is not usable here: {}",
-                crate::error::one_line(&e)
-            ));
-        }
-        Err(e) => {
-            fig.unsupported = Some(format!(
-                "netbench run failed: {}",
-                crate::error::one_line(&e)
-            ));
-        }
+    let seconds = started.elapsed().as_secs_f64();
+    let unsupported = |why| (DockerFigure::Unsupported(why), None);
+    let (figure, scenario) = match result {
+        Err(ExperimentError::Docker(e)) => unsupported(format!(
+            "Docker is not usable here: {}",
+            crate::error::one_line(&e)
+        )),
+        Err(e) => unsupported(format!(
+            "netbench run failed: {}",
+            crate::error::one_line(&e)
+        )),
         Ok(outcome) => {
             let scenario = outcome
                 .results
                 .scenarios
                 .into_iter()
                 .find(|s| s.client_driver == "bridge" && s.runtime == "runc");
-            match &scenario {
-                None => fig.unsupported = Some("the run has no runc bridge scenario".into()),
-                Some(s) if matches!(s.status, Status::Unsupported | Status::Failed) => {
-                    fig.unsupported = Some(format!(
-                        "scenario {} {}: {}",
-                        s.id,
-                        s.status.name(),
-                        s.reason.as_deref().unwrap_or("no reason given")
-                    ));
-                }
-                Some(s) => {
-                    fig.effect.clone_from(&s.observer_effect);
-                    if fig.effect.is_none() {
-                        fig.unsupported = Some(format!(
-                            "scenario {} has no observer effect (no traced/untraced pair)",
-                            s.id
-                        ));
-                    }
-                }
-            }
-            fig.scenario = scenario;
+            (figure_of(scenario.as_ref()), scenario)
         }
-    }
+    };
+    let fig = DockerEffect {
+        matrix,
+        reps: config.docker_reps,
+        probes: config.docker_probes,
+        figure,
+        scenario,
+        seconds,
+    };
     progress(&format!(
         "  docker bridge pair: {}",
-        fig.effect.as_ref().map_or_else(
-            || format!("unsupported: {}", fig.unsupported.as_deref().unwrap_or("?")),
+        fig.figure.effect().map_or_else(
+            || format!("unsupported: {}", fig.figure.unsupported().unwrap_or("?")),
             ObserverEffect::describe
         )
     ));
     fig
+}
+
+/// The observer effect of the runc bridge scenario, or why there is none.
+fn figure_of(scenario: Option<&Scenario>) -> DockerFigure {
+    match scenario {
+        None => DockerFigure::Unsupported("the run has no runc bridge scenario".into()),
+        Some(s) if matches!(s.status, Status::Unsupported | Status::Failed) => {
+            DockerFigure::Unsupported(format!(
+                "scenario {} {}: {}",
+                s.id,
+                s.status.name(),
+                s.reason.as_deref().unwrap_or("no reason given")
+            ))
+        }
+        Some(s) => s.observer_effect.clone().map_or_else(
+            || {
+                DockerFigure::Unsupported(format!(
+                    "scenario {} has no observer effect (no traced/untraced pair)",
+                    s.id
+                ))
+            },
+            DockerFigure::Effect,
+        ),
+    }
 }

@@ -2,14 +2,14 @@
 //! wide and the narrow cells, overflowing columns included).
 use super::{
     AccuracyFigures, BenchConfig, BenchReport, CapacityFigures, CostFigures, EffectFigures,
-    StatsToggle, ThroughputFigures, WallTime,
+    Measured, Placed, Placement, StatsToggle, ThroughputFigures, WallTime,
     accuracy::{RttComparison, StreamComparison, ToolRtt},
     capacity::{CapacityReps, DrainFigure, RingCapacity},
     cost::{CostRun, ProgramCostStats},
     figures::{CapacityStep, CapacitySummary, RatioCi, Target, Verdict},
     host::MachineLoad,
-    rtt_effect::EffectRun,
-    throughput::{CpuShare, ModeThroughput},
+    rtt_effect::{EffectRun, Percentiles, Pooled, TracedBlocks},
+    throughput::{CpuShare, ModeThroughput, PairedLoss, StreamCounters},
 };
 use crate::{stats::rep_stats, trace::TraceMode};
 
@@ -21,12 +21,7 @@ pub fn empty_report() -> BenchReport {
         mode: "short",
         env: crate::results::Env::default(),
         config: BenchConfig::short(),
-        cost: None,
-        throughput: None,
-        capacity: None,
-        accuracy: None,
-        observer: None,
-        docker: None,
+        measured: Measured::default(),
         wall_time: WallTime {
             skipped: Some("test".into()),
             ..WallTime::default()
@@ -44,11 +39,14 @@ pub fn empty_report() -> BenchReport {
 /// A report with a figure in every table.
 pub fn full_report() -> BenchReport {
     BenchReport {
-        cost: Some(cost()),
-        throughput: Some(throughput()),
-        capacity: Some(capacity()),
-        accuracy: Some(accuracy()),
-        observer: Some(observer()),
+        measured: Measured {
+            cost: Some(cost()),
+            throughput: Some(throughput()),
+            capacity: Some(capacity()),
+            accuracy: Some(accuracy()),
+            observer: Some(observer()),
+            docker: None,
+        },
         targets: targets(),
         ..empty_report()
     }
@@ -100,13 +98,13 @@ fn throughput() -> ThroughputFigures {
         mode,
         what: "what it does",
         gbps: rep_stats(&[9.5, 10.25, 11.0]),
-        loss_pct: loss,
-        loss_ci95_pct: loss.map(|_| 0.5),
-        loss_median_pct: loss,
+        loss: PairedLoss {
+            mean: loss,
+            ci95: loss.map(|_| 0.5),
+            median: loss,
+        },
         cpu_ns_per_kib: rep_stats(&[300.0, 310.0]),
-        probes_seen: 0,
-        not_probe: 0,
-        events: 0,
+        counters: StreamCounters::default(),
     };
     ThroughputFigures {
         path: "bridge",
@@ -191,9 +189,13 @@ fn accuracy() -> AccuracyFigures {
         path: "bridge",
         reps: 2,
         rtt: vec![RttComparison {
-            placement: "same-cpu",
-            client_cpu: Some(0),
-            server_cpu: None,
+            at: Placed {
+                placement: "same-cpu",
+                cpus: Placement {
+                    client_cpu: Some(0),
+                    server_cpu: None,
+                },
+            },
             size: 64,
             sockperf: tool(&[20.0, 21.0], &[30.0, 33.0]),
             agent: tool(&[22.0, 23.0], &[35.0, 36.0]),
@@ -215,23 +217,30 @@ fn accuracy() -> AccuracyFigures {
 }
 
 fn observer() -> EffectFigures {
+    let percentiles = |p50_us, p99_us| Percentiles { p50_us, p99_us };
     let run = |path, placement| EffectRun {
         path,
-        placement,
-        client_cpu: Some(0),
-        server_cpu: Some(1),
+        at: Placed {
+            placement,
+            cpus: Placement {
+                client_cpu: Some(0),
+                server_cpu: Some(1),
+            },
+        },
         pairs: 4,
         probes_per_block: 500,
-        traced_p50_us: 25.0,
-        traced_p99_us: 40.0,
-        untraced_p50_us: 24.0,
-        untraced_p99_us: 38.0,
+        pooled: Pooled {
+            traced: percentiles(25.0, 40.0),
+            untraced: percentiles(24.0, 38.0),
+        },
         effect: None,
-        events: 16_000,
-        events_lost: 0,
-        reader_wakeups: 0,
-        max_block_wakeups: 0,
-        min_block_events: 4000,
+        blocks: TracedBlocks {
+            events: 16_000,
+            events_lost: 0,
+            reader_wakeups: 0,
+            max_block_wakeups: 0,
+            min_block_events: 4000,
+        },
     };
     EffectFigures {
         runs: vec![run("veth", "same-cpu"), run("bridge", "cross-cpu")],

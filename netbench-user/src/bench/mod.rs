@@ -38,7 +38,7 @@ pub mod workload;
 
 use std::{
     ffi::OsString,
-    net::{Ipv4Addr, SocketAddr},
+    net::SocketAddr,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -173,6 +173,34 @@ impl Placement {
             server_cpu: Some(s),
         })
     }
+
+    /// The two placements of every round-trip comparison: the client on the server's
+    /// CPU, then on its own.
+    #[must_use]
+    pub fn both(self) -> [Placed; 2] {
+        let with_client_on = |placement, client_cpu| Placed {
+            placement,
+            cpus: Self {
+                client_cpu,
+                server_cpu: self.server_cpu,
+            },
+        };
+        [
+            with_client_on("same-cpu", self.server_cpu),
+            with_client_on("cross-cpu", self.client_cpu),
+        ]
+    }
+}
+
+/// One comparison's placement, named.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Placed {
+    /// `same-cpu` (client and server share a CPU: no cross-CPU wake-up in the round
+    /// trip, the tools' own work dominates) or `cross-cpu` (two wake-ups across CPUs,
+    /// which on a VM dominate the round trip and vary with its timing).
+    pub placement: &'static str,
+    #[serde(flatten)]
+    pub cpus: Placement,
 }
 
 impl BenchConfig {
@@ -258,6 +286,12 @@ impl BenchConfig {
             default_cmd: Vec::new(),
         }
     }
+
+    /// Whether `section` (one of [`SECTIONS`]) is to run.
+    #[must_use]
+    pub fn wants(&self, section: &str) -> bool {
+        self.sections.iter().any(|s| s == section)
+    }
 }
 
 /// A section that failed: the rest of the run goes on.
@@ -284,12 +318,8 @@ pub struct BenchReport {
     pub mode: &'static str,
     pub env: Env,
     pub config: BenchConfig,
-    pub cost: Option<CostFigures>,
-    pub throughput: Option<ThroughputFigures>,
-    pub capacity: Option<CapacityFigures>,
-    pub accuracy: Option<AccuracyFigures>,
-    pub observer: Option<EffectFigures>,
-    pub docker: Option<DockerEffect>,
+    #[serde(flatten)]
+    pub measured: Measured,
     pub wall_time: WallTime,
     pub targets: Vec<figures::Verdict>,
     pub bpf_stats: StatsToggle,
@@ -343,10 +373,6 @@ fn echo_of(topo: &LabTopology) -> SocketAddr {
     SocketAddr::new(topo.server.ip.into(), ECHO_PORT)
 }
 
-fn server_ip(topo: &LabTopology) -> Ipv4Addr {
-    topo.server.ip
-}
-
 /// A run id for this process's probes.
 fn run_id(salt: u32) -> u32 {
     std::process::id().rotate_left(8) ^ 0x4e42_0000 ^ salt
@@ -369,62 +395,72 @@ fn keep<T>(
     }
 }
 
-/// The figures of the sections that ran.
-#[derive(Default)]
-struct Measured {
-    cost: Option<CostFigures>,
-    throughput: Option<ThroughputFigures>,
-    capacity: Option<CapacityFigures>,
-    accuracy: Option<AccuracyFigures>,
-    observer: Option<EffectFigures>,
-    docker: Option<DockerEffect>,
+/// The figures of the sections that ran (`None`: not selected, or failed).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Measured {
+    pub cost: Option<CostFigures>,
+    pub throughput: Option<ThroughputFigures>,
+    pub capacity: Option<CapacityFigures>,
+    pub accuracy: Option<AccuracyFigures>,
+    pub observer: Option<EffectFigures>,
+    pub docker: Option<DockerEffect>,
+}
+
+/// The progress line that starts a section.
+fn heading(section: &str) -> &'static str {
+    match section {
+        "cost" => "1. per-program cost (rr, stream and blast load, lab bridge path)",
+        "throughput" => "2. throughput impact (agent stream, lab bridge path)",
+        "capacity" => "3. capacity (blast datagrams, lab bridge path)",
+        "accuracy" => "4. accuracy (sockperf and iperf3, lab bridge path)",
+        "observer" => "5. observer effect (traced / untraced blocks, lab veth and bridge paths)",
+        "docker" => "6. observer effect of the Docker experiment's bridge pair (netbench run)",
+        _ => "",
+    }
+}
+
+/// Runs the selected sections; failures go to `errors`.
+struct Sections<'a> {
+    config: &'a BenchConfig,
+    errors: &'a mut Vec<SectionError>,
+}
+
+impl Sections<'_> {
+    /// `measure`'s figures when `section` is selected and succeeds; its error is noted.
+    async fn run<T>(
+        &mut self,
+        section: &'static str,
+        measure: impl Future<Output = Result<T, BenchError>>,
+    ) -> Option<T> {
+        if !self.config.wants(section) {
+            return None;
+        }
+        progress(heading(section));
+        keep(self.errors, section, measure.await)
+    }
 }
 
 /// Every selected section but the wall time, in order; failures go to `errors`.
 async fn measure_sections(
     config: &BenchConfig,
     errors: &mut Vec<SectionError>,
-    program_ids: &mut Vec<u32>,
+    ids: &mut Vec<u32>,
 ) -> Measured {
-    let wanted = |section: &str| config.sections.iter().any(|s| s == section);
-    let mut m = Measured::default();
-    if wanted("cost") {
-        progress("1. per-program cost (rr, stream and blast load, lab bridge path)");
-        m.cost = keep(errors, "cost", cost::measure(config, program_ids).await);
+    let mut s = Sections { config, errors };
+    Measured {
+        cost: s.run("cost", cost::measure(config, ids)).await,
+        throughput: s.run("throughput", throughput::measure(config, ids)).await,
+        capacity: s.run("capacity", capacity::measure(config, ids)).await,
+        accuracy: s.run("accuracy", accuracy::measure(config)).await,
+        observer: s.run("observer", rtt_effect::measure(config, ids)).await,
+        // A whole `netbench run`: its future is large, so it goes on the heap.
+        docker: s
+            .run(
+                "docker",
+                Box::pin(async { Ok(docker::measure(config).await) }),
+            )
+            .await,
     }
-    if wanted("throughput") {
-        progress("2. throughput impact (agent stream, lab bridge path)");
-        m.throughput = keep(
-            errors,
-            "throughput",
-            throughput::measure(config, program_ids).await,
-        );
-    }
-    if wanted("capacity") {
-        progress("3. capacity (blast datagrams, lab bridge path)");
-        m.capacity = keep(
-            errors,
-            "capacity",
-            capacity::measure(config, program_ids).await,
-        );
-    }
-    if wanted("accuracy") {
-        progress("4. accuracy (sockperf and iperf3, lab bridge path)");
-        m.accuracy = keep(errors, "accuracy", accuracy::measure(config).await);
-    }
-    if wanted("observer") {
-        progress("5. observer effect (traced / untraced blocks, lab veth and bridge paths)");
-        m.observer = keep(
-            errors,
-            "observer",
-            rtt_effect::measure(config, program_ids).await,
-        );
-    }
-    if wanted("docker") {
-        progress("6. observer effect of the Docker experiment's bridge pair (netbench run)");
-        m.docker = Some(docker::measure(config).await);
-    }
-    m
 }
 
 /// Run every selected measurement in order. Section failures are recorded, not fatal.
@@ -437,7 +473,6 @@ pub async fn run(config: &BenchConfig) -> BenchReport {
     let started = Instant::now();
     let mut errors = Vec::new();
     let mut program_ids = Vec::new();
-    let wanted = |section: &str| config.sections.iter().any(|s| s == section);
 
     let mut toggle = StatsToggle {
         method: "BPF_ENABLE_STATS fd (reference-counted; held during the cost section and the \
@@ -445,10 +480,10 @@ pub async fn run(config: &BenchConfig) -> BenchReport {
         sysctl_before: cost::stats_sysctl(),
         ..StatsToggle::default()
     };
-    let m = measure_sections(config, &mut errors, &mut program_ids).await;
+    let measured = measure_sections(config, &mut errors, &mut program_ids).await;
     toggle.sysctl_after = cost::stats_sysctl();
 
-    let wall_time = if wanted("walltime") {
+    let wall_time = if config.wants("walltime") {
         walltime::measure(&config.default_cmd).await
     } else {
         WallTime {
@@ -471,12 +506,7 @@ pub async fn run(config: &BenchConfig) -> BenchReport {
         mode: if config.short { "short" } else { "full" },
         env: Env::local(),
         config: config.clone(),
-        cost: m.cost,
-        throughput: m.throughput,
-        capacity: m.capacity,
-        accuracy: m.accuracy,
-        observer: m.observer,
-        docker: m.docker,
+        measured,
         wall_time,
         targets: Vec::new(),
         bpf_stats: toggle,

@@ -40,14 +40,15 @@ pub fn command(
     args: &[String],
     cpu: Option<usize>,
 ) -> Result<Command, BenchError> {
-    let mut cmd = command_in(ns, program, cpu)
-        .map_err(|e| error(label, format!("netns {ns}, cpu {cpu:?}: {e}")))?;
+    let mut cmd = Command::from(
+        command_in(ns, program, cpu)
+            .map_err(|e| error(label, format!("netns {ns}, cpu {cpu:?}: {e}")))?,
+    );
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut cmd = Command::from(cmd);
-    cmd.kill_on_drop(true);
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     Ok(cmd)
 }
 
@@ -217,29 +218,26 @@ mod tests {
         assert_eq!(read_all(&mut f).unwrap(), "line 1\nline 2\n");
     }
 
-    #[tokio::test]
-    async fn clients_report_output_and_failures() {
-        let ns = NetnsRef::Current;
-        let ok = command(
-            &ns,
+    /// `sh -c script` here.
+    fn sh(script: &str) -> Command {
+        command(
+            &NetnsRef::Current,
             "sh",
             "sh",
-            &["-c".into(), "echo out; echo err >&2".into()],
+            &["-c".into(), script.into()],
             None,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn clients_report_output_and_failures() {
+        let ok = sh("echo out; echo err >&2");
         assert_eq!(
             run_client(ok, "sh", Duration::from_secs(10)).await.unwrap(),
             "out\n"
         );
-        let bad = command(
-            &ns,
-            "sh",
-            "sh",
-            &["-c".into(), "echo why >&2; exit 3".into()],
-            None,
-        )
-        .unwrap();
+        let bad = sh("echo why >&2; exit 3");
         let err = run_client(bad, "sh", Duration::from_secs(10))
             .await
             .unwrap_err()
@@ -248,7 +246,7 @@ mod tests {
             err.contains("exit status: 3") && err.ends_with("why"),
             "{err}"
         );
-        let slow = command(&ns, "sleep", "sleep", &["5".into()], None).unwrap();
+        let slow = command(&NetnsRef::Current, "sleep", "sleep", &["5".into()], None).unwrap();
         let err = run_client(slow, "sleep", Duration::from_millis(100))
             .await
             .unwrap_err()

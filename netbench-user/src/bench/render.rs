@@ -2,13 +2,25 @@
 use std::fmt::Write as _;
 
 use super::{
-    BenchReport,
+    AccuracyFigures, BenchReport, CapacityFigures, CostFigures, DockerEffect, EffectFigures,
+    ThroughputFigures,
+    docker::DockerFigure,
     figures::{CapacityStep, RatioCi},
 };
 use crate::{
     stats::{RepStats, pm},
     table::{Column, Table},
 };
+
+/// A table of the report: one space between cells.
+fn table(columns: impl IntoIterator<Item = Column>) -> Table {
+    Table::new(columns).gap(" ")
+}
+
+/// A [`table`] without a header line.
+fn listing(columns: impl IntoIterator<Item = Column>) -> Table {
+    table(columns).without_header()
+}
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.filter(|v| v.is_finite())
@@ -34,15 +46,14 @@ fn reps(r: &RepStats, digits: usize) -> String {
     }
 }
 
-fn cost(out: &mut String, report: &BenchReport) {
-    let Some(cost) = &report.cost else { return };
+fn cost(out: &mut String, cost: &CostFigures) {
     let _ = writeln!(
         out,
         "\n1. per-program cost, lab {} path (BPF stats run_time_ns / run_cnt), {} reps \
          (mean +/- 95% CI)",
         cost.path, cost.reps
     );
-    let mut table = Table::new([
+    let mut table = table([
         Column::left("load").width(7),
         Column::left("variant").width(11),
         Column::left("program").width(32),
@@ -50,8 +61,7 @@ fn cost(out: &mut String, report: &BenchReport) {
         Column::right("ns/run").width(18),
         Column::right("target").width(8),
     ])
-    .indent("  ")
-    .gap(" ");
+    .indent("  ");
     for run in &cost.runs {
         let target = run
             .target_ns
@@ -96,10 +106,7 @@ fn cost(out: &mut String, report: &BenchReport) {
     }
 }
 
-fn throughput(out: &mut String, report: &BenchReport) {
-    let Some(tput) = &report.throughput else {
-        return;
-    };
+fn throughput(out: &mut String, tput: &ThroughputFigures) {
     let _ = writeln!(
         out,
         "\n2. throughput impact: agent TCP stream over the lab {} path, {} x {} s per mode \
@@ -107,7 +114,7 @@ fn throughput(out: &mut String, report: &BenchReport) {
         tput.path, tput.reps, tput.seconds
     );
     // The loss column stands two spaces off: one of the gap, one of its cells.
-    let mut table = Table::new([
+    let mut table = table([
         Column::left("tracing").width(16),
         Column::right("Gbit/s").width(9),
         Column::right("stddev").width(8),
@@ -116,8 +123,7 @@ fn throughput(out: &mut String, report: &BenchReport) {
         Column::right("CPU ns/KiB").width(16),
         Column::left(" paired loss (95% CI)"),
     ])
-    .indent("  ")
-    .gap(" ");
+    .indent("  ");
     for m in &tput.modes {
         let min = m.gbps.per_rep.iter().copied().fold(f64::INFINITY, f64::min);
         let max = m
@@ -126,11 +132,11 @@ fn throughput(out: &mut String, report: &BenchReport) {
             .iter()
             .copied()
             .fold(f64::NEG_INFINITY, f64::max);
-        let loss = m.loss_pct.map_or_else(
+        let loss = m.loss.mean.map_or_else(
             || "-".into(),
             |l| {
-                let median = m.loss_median_pct.unwrap_or(f64::NAN);
-                format!("{l:.2}% {} (median {median:.2}%)", pm(m.loss_ci95_pct, 2))
+                let median = m.loss.median.unwrap_or(f64::NAN);
+                format!("{l:.2}% {} (median {median:.2}%)", pm(m.loss.ci95, 2))
             },
         );
         table.row([
@@ -162,42 +168,34 @@ fn throughput(out: &mut String, report: &BenchReport) {
     }
 }
 
+/// A column of the capacity ladder (all right-aligned): header, width, cell.
+type StepColumn = (&'static str, usize, fn(&CapacityStep) -> String);
+
+const STEP_COLUMNS: [StepColumn; 8] = [
+    ("offered/s", 12, |s| match s.offered_per_sender {
+        0 => format!("{} x max", s.senders),
+        rate => format!("{} x {rate}", s.senders),
+    }),
+    ("datagrams/s", 12, |s| format!("{:.0}", s.datagram_rate)),
+    ("produced ev/s", 13, |s| format!("{:.0}", s.produced_rate)),
+    ("delivered/s", 13, |s| format!("{:.0}", s.event_rate)),
+    ("ring lost", 10, |s| s.kernel_lost.to_string()),
+    ("rdr drop", 9, |s| s.reader_dropped.to_string()),
+    ("forced", 7, |s| s.forced_wakeups.to_string()),
+    ("timer", 6, |s| s.timer_drains.to_string()),
+];
+
 /// The capacity ladder's steps, one row each.
 fn steps_table(steps: &[CapacityStep]) -> String {
-    let mut table = Table::new([
-        Column::right("offered/s").width(12),
-        Column::right("datagrams/s").width(12),
-        Column::right("produced ev/s").width(13),
-        Column::right("delivered/s").width(13),
-        Column::right("ring lost").width(10),
-        Column::right("rdr drop").width(9),
-        Column::right("forced").width(7),
-        Column::right("timer").width(6),
-    ])
-    .indent("    ")
-    .gap(" ");
+    let columns = STEP_COLUMNS.map(|(header, width, _)| Column::right(header).width(width));
+    let mut table = table(columns).indent("    ");
     for s in steps {
-        let offered = if s.offered_per_sender == 0 {
-            format!("{} x max", s.senders)
-        } else {
-            format!("{} x {}", s.senders, s.offered_per_sender)
-        };
-        table.row([
-            offered,
-            format!("{:.0}", s.datagram_rate),
-            format!("{:.0}", s.produced_rate),
-            format!("{:.0}", s.event_rate),
-            s.kernel_lost.to_string(),
-            s.reader_dropped.to_string(),
-            s.forced_wakeups.to_string(),
-            s.timer_drains.to_string(),
-        ]);
+        table.row(STEP_COLUMNS.map(|(_, _, cell)| cell(s)));
     }
     table.render()
 }
 
-fn capacity(out: &mut String, report: &BenchReport) {
-    let Some(cap) = &report.capacity else { return };
+fn capacity(out: &mut String, cap: &CapacityFigures) {
     let _ = writeln!(
         out,
         "\n3. capacity: blast datagrams ({} B) across the lab {} path, {} events per \
@@ -252,8 +250,7 @@ fn capacity(out: &mut String, report: &BenchReport) {
     }
 }
 
-fn accuracy(out: &mut String, report: &BenchReport) {
-    let Some(acc) = &report.accuracy else { return };
+fn accuracy(out: &mut String, acc: &AccuracyFigures) {
     let _ = writeln!(
         out,
         "\n4. accuracy on the lab {} path, {} reps in alternating order (mean +- sd of the \
@@ -265,18 +262,16 @@ fn accuracy(out: &mut String, report: &BenchReport) {
         let _ = writeln!(
             out,
             "  {} (client cpu {}, server cpu {})",
-            r.placement,
-            cpu(r.client_cpu),
-            cpu(r.server_cpu)
+            r.at.placement,
+            cpu(r.at.cpus.client_cpu),
+            cpu(r.at.cpus.server_cpu)
         );
-        let mut table = Table::new([
+        let mut table = listing([
             Column::left("size"),
             Column::left("tool").width(19),
             Column::left("round trip"),
         ])
-        .without_header()
-        .indent("    ")
-        .gap(" ");
+        .indent("    ");
         for (name, tool, ratios) in [
             ("sockperf ping-pong", &r.sockperf, None),
             (
@@ -311,75 +306,64 @@ fn accuracy(out: &mut String, report: &BenchReport) {
     );
 }
 
-fn observer(out: &mut String, report: &BenchReport) {
-    if let Some(o) = &report.observer {
-        let _ = writeln!(
-            out,
-            "\n5. observer effect on the lab paths: interleaved traced / untraced blocks (ABBA), \
-             traced as `netbench lab` traces; ratio pooled, 95% CI from the per-pair ratios"
+fn observer(out: &mut String, o: &EffectFigures) {
+    let _ = writeln!(
+        out,
+        "\n5. observer effect on the lab paths: interleaved traced / untraced blocks (ABBA), \
+         traced as `netbench lab` traces; ratio pooled, 95% CI from the per-pair ratios"
+    );
+    let mut table = listing([
+        Column::left("path").width(6),
+        Column::left("placement").width(9),
+        Column::left("effect"),
+    ])
+    .indent("  ");
+    for r in &o.runs {
+        let effect = format!(
+            "{} pairs x {} probes: {}: {}; {} events, {} lost, {} reader runs (at most {} \
+             in a block)",
+            r.pairs,
+            r.probes_per_block,
+            r.pooled.describe(),
+            r.effect.as_ref().map_or_else(
+                || "no pair".to_owned(),
+                crate::observer::ObserverEffect::describe
+            ),
+            r.blocks.events,
+            r.blocks.events_lost,
+            r.blocks.reader_wakeups,
+            r.blocks.max_block_wakeups
         );
-        let mut table = Table::new([
-            Column::left("path").width(6),
-            Column::left("placement").width(9),
-            Column::left("effect"),
-        ])
-        .without_header()
-        .indent("  ")
-        .gap(" ");
-        for r in &o.runs {
-            let effect = format!(
-                "{} pairs x {} probes: p50 {:.1} / {:.1} us, p99 {:.1} / {:.1} us \
-                 (traced / untraced): {}; {} events, {} lost, {} reader runs (at most {} in a \
-                 block)",
-                r.pairs,
-                r.probes_per_block,
-                r.traced_p50_us,
-                r.untraced_p50_us,
-                r.traced_p99_us,
-                r.untraced_p99_us,
-                r.effect.as_ref().map_or_else(
-                    || "no pair".to_owned(),
-                    crate::observer::ObserverEffect::describe
-                ),
-                r.events,
-                r.events_lost,
-                r.reader_wakeups,
-                r.max_block_wakeups
-            );
-            table.row([r.path.to_owned(), r.placement.to_owned(), effect]);
-        }
-        out.push_str(&table.render());
+        table.row([r.path.to_owned(), r.at.placement.to_owned(), effect]);
     }
-    if let Some(d) = &report.docker {
-        let _ = writeln!(
-            out,
-            "\n6. observer effect of the default Docker experiment's bridge pair (netbench run {}; \
-             {:.0} s)",
-            d.matrix, d.seconds
-        );
-        match (&d.effect, &d.unsupported) {
-            (Some(e), _) => {
-                let _ = writeln!(out, "  runc bridge/bridge: {}", e.describe());
-                if let Some(s) = &d.scenario {
-                    let p = |r: Option<&crate::results::Rtt>| {
-                        r.map_or_else(|| "-".to_owned(), |r| format!("{:.1}", r.summary.p50))
-                    };
-                    let _ = writeln!(
-                        out,
-                        "  rtt p50 traced {} us, untraced {} us; status {}",
-                        p(s.rtt_us.as_ref()),
-                        p(s.rtt_untraced_us.as_ref()),
-                        s.status.name()
-                    );
-                }
-            }
-            (None, why) => {
+    out.push_str(&table.render());
+}
+
+fn docker(out: &mut String, d: &DockerEffect) {
+    let _ = writeln!(
+        out,
+        "\n6. observer effect of the default Docker experiment's bridge pair (netbench run {}; \
+         {:.0} s)",
+        d.matrix, d.seconds
+    );
+    match &d.figure {
+        DockerFigure::Effect(e) => {
+            let _ = writeln!(out, "  runc bridge/bridge: {}", e.describe());
+            if let Some(s) = &d.scenario {
+                let p = |r: Option<&crate::results::Rtt>| {
+                    r.map_or_else(|| "-".to_owned(), |r| format!("{:.1}", r.summary.p50))
+                };
                 let _ = writeln!(
                     out,
-                    "  unsupported: {}",
-                    why.as_deref().unwrap_or("no figure")
+                    "  rtt p50 traced {} us, untraced {} us; status {}",
+                    p(s.rtt_us.as_ref()),
+                    p(s.rtt_untraced_us.as_ref()),
+                    s.status.name()
                 );
             }
+        }
+        DockerFigure::Unsupported(why) => {
+            let _ = writeln!(out, "  unsupported: {why}");
         }
     }
 }
@@ -426,16 +410,14 @@ fn targets(out: &mut String, report: &BenchReport) {
         "\ntargets (met: the whole 95% CI inside the target; NOT met: wholly outside; \
          otherwise unresolved)"
     );
-    let mut table = Table::new([
+    let mut table = listing([
         Column::left("figure").width(72),
         Column::right("value").width(22),
         Column::left("unit").width(9),
         Column::left("target").width(18),
         Column::left("decision"),
     ])
-    .without_header()
-    .indent("  ")
-    .gap(" ");
+    .indent("  ");
     for v in &report.targets {
         let value = v.value.filter(|x| x.is_finite()).map_or_else(
             || "-".to_owned(),
@@ -472,11 +454,25 @@ pub fn render(report: &BenchReport) -> String {
         "netbench bench ({}) on {}, {} CPUs, kernel {}; {:.0} s",
         report.mode, env.cpu_model, env.cpus, env.kernel, report.elapsed_s
     );
-    cost(&mut out, report);
-    throughput(&mut out, report);
-    capacity(&mut out, report);
-    accuracy(&mut out, report);
-    observer(&mut out, report);
+    let m = &report.measured;
+    if let Some(c) = &m.cost {
+        cost(&mut out, c);
+    }
+    if let Some(t) = &m.throughput {
+        throughput(&mut out, t);
+    }
+    if let Some(c) = &m.capacity {
+        capacity(&mut out, c);
+    }
+    if let Some(a) = &m.accuracy {
+        accuracy(&mut out, a);
+    }
+    if let Some(o) = &m.observer {
+        observer(&mut out, o);
+    }
+    if let Some(d) = &m.docker {
+        docker(&mut out, d);
+    }
     wall_time(&mut out, report);
     targets(&mut out, report);
     let _ = writeln!(

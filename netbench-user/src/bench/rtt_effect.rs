@@ -6,41 +6,108 @@
 //! idle paths), on the veth and the bridge path, with client and server on one CPU and on
 //! two; traced / untraced p50 and p99 with a 95% CI from the per-pair ratios
 //! ([`crate::observer::observer_effect`]).
-use serde::Serialize;
+use serde::{Serialize, Serializer, ser::SerializeStruct as _};
 
-use super::{BenchConfig, BenchError, ECHO_PORT, echo_of, progress, run_id, topology};
+use super::{BenchConfig, BenchError, ECHO_PORT, Placed, echo_of, progress, run_id, topology};
 use crate::{
     block::{self, Block},
     lab::LabTopology,
     observer::{ObserverEffect, observer_effect},
-    stats::summarize,
+    stats::{Summary, summarize},
     trace::SessionConfig,
 };
+
+/// A round trip's p50 and p99, us.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Percentiles {
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+impl From<Summary> for Percentiles {
+    fn from(s: Summary) -> Self {
+        Self {
+            p50_us: s.p50,
+            p99_us: s.p99,
+        }
+    }
+}
+
+/// The percentiles of all traced and of all untraced probes pooled; written flat, as
+/// `traced_p50_us`, `traced_p99_us`, `untraced_p50_us` and `untraced_p99_us`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Pooled {
+    pub traced: Percentiles,
+    pub untraced: Percentiles,
+}
+
+impl Pooled {
+    /// `p50 <traced> / <untraced> us, p99 <traced> / <untraced> us (traced / untraced)`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let (t, u) = (self.traced, self.untraced);
+        format!(
+            "p50 {:.1} / {:.1} us, p99 {:.1} / {:.1} us (traced / untraced)",
+            t.p50_us, u.p50_us, t.p99_us, u.p99_us
+        )
+    }
+}
+
+impl Serialize for Pooled {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Pooled", 4)?;
+        s.serialize_field("traced_p50_us", &self.traced.p50_us)?;
+        s.serialize_field("traced_p99_us", &self.traced.p99_us)?;
+        s.serialize_field("untraced_p50_us", &self.untraced.p50_us)?;
+        s.serialize_field("untraced_p99_us", &self.untraced.p99_us)?;
+        s.end()
+    }
+}
+
+/// What the traced blocks of one run delivered.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct TracedBlocks {
+    /// Events delivered and lost, and the reader's wake-ups while probes were in
+    /// flight (timer or forced), over all of them, and the most wake-ups in one.
+    pub events: u64,
+    pub events_lost: u64,
+    pub reader_wakeups: u64,
+    pub max_block_wakeups: u64,
+    /// The fewest events one of them delivered.
+    pub min_block_events: u64,
+}
+
+impl TracedBlocks {
+    fn of(blocks: &[Block]) -> Self {
+        let traced: Vec<_> = blocks
+            .iter()
+            .filter(|b| b.traced)
+            .map(|b| &b.trace)
+            .collect();
+        let wakeups = || traced.iter().map(|t| t.reader.wakeups());
+        Self {
+            events: traced.iter().map(|t| t.delivered).sum(),
+            events_lost: traced.iter().map(|t| t.events_lost()).sum(),
+            reader_wakeups: wakeups().sum(),
+            max_block_wakeups: wakeups().max().unwrap_or(0),
+            min_block_events: traced.iter().map(|t| t.delivered).min().unwrap_or(0),
+        }
+    }
+}
 
 /// One path and placement.
 #[derive(Clone, Debug, Serialize)]
 pub struct EffectRun {
     pub path: &'static str,
-    /// `same-cpu` or `cross-cpu`.
-    pub placement: &'static str,
-    pub client_cpu: Option<usize>,
-    pub server_cpu: Option<usize>,
+    #[serde(flatten)]
+    pub at: Placed,
     pub pairs: u32,
     pub probes_per_block: u64,
-    /// Pooled percentiles of all traced and all untraced probes, us.
-    pub traced_p50_us: f64,
-    pub traced_p99_us: f64,
-    pub untraced_p50_us: f64,
-    pub untraced_p99_us: f64,
+    #[serde(flatten)]
+    pub pooled: Pooled,
     pub effect: Option<ObserverEffect>,
-    /// Over the traced blocks: events delivered, lost, and the reader's wake-ups while
-    /// probes were in flight (timer or forced), and the most of them in one block.
-    pub events: u64,
-    pub events_lost: u64,
-    pub reader_wakeups: u64,
-    pub max_block_wakeups: u64,
-    /// The fewest events a traced block delivered.
-    pub min_block_events: u64,
+    #[serde(flatten)]
+    pub blocks: TracedBlocks,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -69,28 +136,15 @@ async fn on_path(
     program_ids: &mut Vec<u32>,
     runs: &mut Vec<EffectRun>,
 ) -> Result<(), BenchError> {
-    let server_cpu = config.placement.server_cpu;
-    let server = super::workload::serve(&topo.server.netns_ref(), server_cpu).await?;
+    let server =
+        super::workload::serve(&topo.server.netns_ref(), config.placement.server_cpu).await?;
     let mut result = Ok(());
-    for (placement, client_cpu) in [
-        ("same-cpu", server_cpu),
-        ("cross-cpu", config.placement.client_cpu),
-    ] {
+    for at in config.placement.both() {
         progress(&format!(
-            "  {path} path, {placement}: {} pairs of {} probes",
-            config.observer_pairs, config.observer_probes
+            "  {path} path, {}: {} pairs of {} probes",
+            at.placement, config.observer_pairs, config.observer_probes
         ));
-        match placement_run(
-            config,
-            topo,
-            path,
-            placement,
-            client_cpu,
-            server.pid(),
-            program_ids,
-        )
-        .await
-        {
+        match placement_run(config, topo, path, at, server.pid(), program_ids).await {
             Ok(r) => runs.push(r),
             Err(e) => {
                 result = Err(e);
@@ -106,12 +160,12 @@ async fn placement_run(
     config: &BenchConfig,
     topo: &LabTopology,
     path: &'static str,
-    placement: &'static str,
-    client_cpu: Option<usize>,
+    at: Placed,
     server_pid: Option<u32>,
     program_ids: &mut Vec<u32>,
 ) -> Result<EffectRun, BenchError> {
     let client = topo.client.netns_ref();
+    let client_cpu = at.cpus.client_cpu;
     let per_block = config.observer_probes.max(1);
     // Not recorded: the first probes after the server starts (or the client moves) run
     // cold.
@@ -147,39 +201,23 @@ async fn placement_run(
             .filter(|b| b.traced == traced)
             .flat_map(Block::rtts_ns)
             .collect();
-        summarize(&rtts)
+        Percentiles::from(summarize(&rtts))
     };
-    let (t, u) = (pooled(true), pooled(false));
-    let traced: Vec<&Block> = blocks.iter().filter(|b| b.traced).collect();
-    let effect = observer_effect(&block::pairs(&blocks));
     let run = EffectRun {
         path,
-        placement,
-        client_cpu,
-        server_cpu: config.placement.server_cpu,
+        at,
         pairs: config.observer_pairs.max(1),
         probes_per_block: per_block,
-        traced_p50_us: t.p50,
-        traced_p99_us: t.p99,
-        untraced_p50_us: u.p50,
-        untraced_p99_us: u.p99,
-        events: traced.iter().map(|b| b.trace.delivered).sum(),
-        events_lost: traced.iter().map(|b| b.trace.events_lost()).sum(),
-        reader_wakeups: traced.iter().map(|b| b.trace.reader.wakeups()).sum(),
-        max_block_wakeups: traced
-            .iter()
-            .map(|b| b.trace.reader.wakeups())
-            .max()
-            .unwrap_or(0),
-        min_block_events: traced.iter().map(|b| b.trace.delivered).min().unwrap_or(0),
-        effect,
+        pooled: Pooled {
+            traced: pooled(true),
+            untraced: pooled(false),
+        },
+        effect: observer_effect(&block::pairs(&blocks)),
+        blocks: TracedBlocks::of(&blocks),
     };
     progress(&format!(
-        "    p50 {:.1} / {:.1} us, p99 {:.1} / {:.1} us (traced / untraced): {}",
-        run.traced_p50_us,
-        run.untraced_p50_us,
-        run.traced_p99_us,
-        run.untraced_p99_us,
+        "    {}: {}",
+        run.pooled.describe(),
         run.effect
             .as_ref()
             .map_or_else(|| "no pair".to_owned(), ObserverEffect::describe)

@@ -16,7 +16,7 @@ use super::{
 use crate::{
     lab::LabTopology,
     stats::{RepStats, rep_stats},
-    trace::{SessionConfig, TraceMode},
+    trace::{SessionConfig, SessionOutcome, TraceMode},
 };
 
 /// What each mode does per packet (printed and written with the figures).
@@ -37,19 +37,57 @@ pub struct ModeThroughput {
     pub mode: &'static str,
     pub what: &'static str,
     pub gbps: RepStats,
-    /// Loss against tracing off, percent (negative: faster): the mean over repetitions
-    /// of `1 - this mode / off` within the same repetition (paired, so slow drift and
-    /// other work on the machine cancel out), the half-width of its 95% confidence
-    /// interval, and the median of the per-repetition losses.
-    pub loss_pct: Option<f64>,
-    pub loss_ci95_pct: Option<f64>,
-    pub loss_median_pct: Option<f64>,
+    #[serde(flatten)]
+    pub loss: PairedLoss,
     /// CPU time of the sender and the receiver per KiB streamed, ns.
     pub cpu_ns_per_kib: RepStats,
-    /// Kernel counters summed over the repetitions (zero when off).
+    #[serde(flatten)]
+    pub counters: StreamCounters,
+}
+
+/// Loss against tracing off, percent (negative: faster): the mean over repetitions of
+/// `1 - this mode / off` within the same repetition (paired, so slow drift and other
+/// work on the machine cancel out), the half-width of its 95% confidence interval, and
+/// the median of the per-repetition losses. None of them for tracing off.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct PairedLoss {
+    #[serde(rename = "loss_pct")]
+    pub mean: Option<f64>,
+    #[serde(rename = "loss_ci95_pct")]
+    pub ci95: Option<f64>,
+    #[serde(rename = "loss_median_pct")]
+    pub median: Option<f64>,
+}
+
+impl PairedLoss {
+    /// Of the per-repetition losses (none without any).
+    fn of(losses: &[f64]) -> Self {
+        if losses.is_empty() {
+            return Self::default();
+        }
+        let stats = rep_stats(losses);
+        Self {
+            mean: Some(stats.mean),
+            ci95: stats.ci95,
+            median: median(losses),
+        }
+    }
+}
+
+/// Kernel counters summed over the repetitions (zero when off).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct StreamCounters {
     pub probes_seen: u64,
     pub not_probe: u64,
     pub events: u64,
+}
+
+impl StreamCounters {
+    fn add(&mut self, o: &SessionOutcome) {
+        self.probes_seen += o.counters.probes_seen;
+        self.not_probe += o.counters.not_probe;
+        self.events += o.delivered;
+    }
 }
 
 /// The tracer's share of the path's CPU time, per packet, from the count-only streams
@@ -67,6 +105,43 @@ pub struct CpuShare {
     pub path_ns_per_packet: RepStats,
     pub packets: u64,
     pub devices: usize,
+}
+
+/// The repetitions of the CPU share, as measured.
+#[derive(Default)]
+struct ShareSamples {
+    share_pct: Vec<f64>,
+    tracer_ns_per_packet: Vec<f64>,
+    path_ns_per_packet: Vec<f64>,
+    packets: u64,
+}
+
+impl ShareSamples {
+    /// One stream: `tracer_ns` of program runs and `path_ns` of sender and receiver CPU
+    /// over `packets`.
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "ns and packet counts fit f64 well"
+    )]
+    fn push(&mut self, tracer_ns: u64, path_ns: u64, packets: u64) {
+        self.packets += packets;
+        self.share_pct
+            .push(tracer_ns as f64 / path_ns as f64 * 100.0);
+        self.tracer_ns_per_packet
+            .push(tracer_ns as f64 / packets as f64);
+        self.path_ns_per_packet
+            .push(path_ns as f64 / packets as f64);
+    }
+
+    fn stats(&self, devices: usize) -> Option<CpuShare> {
+        (!self.share_pct.is_empty()).then(|| CpuShare {
+            share_pct: rep_stats(&self.share_pct),
+            tracer_ns_per_packet: rep_stats(&self.tracer_ns_per_packet),
+            path_ns_per_packet: rep_stats(&self.path_ns_per_packet),
+            packets: self.packets,
+            devices,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -133,17 +208,14 @@ fn order(rep: u32) -> [Mode; 4] {
     o
 }
 
+/// One mode's streams, as measured.
 #[derive(Default)]
 struct Acc {
     gbps: Vec<f64>,
     cpu_ns_per_kib: Vec<f64>,
-    probes_seen: u64,
-    not_probe: u64,
-    events: u64,
-    share_pct: Vec<f64>,
-    tracer_ns_per_packet: Vec<f64>,
-    path_ns_per_packet: Vec<f64>,
-    packets: u64,
+    counters: StreamCounters,
+    /// With statistics on only.
+    share: ShareSamples,
 }
 
 pub async fn measure(
@@ -160,32 +232,20 @@ pub async fn measure(
     let modes = MODES
         .iter()
         .zip(&acc)
-        .map(|(mode, a)| {
-            let losses = paired_losses(&a.gbps, &acc[0].gbps);
-            let stats = rep_stats(&losses);
-            let off = *mode == Mode::Off || losses.is_empty();
-            ModeThroughput {
-                mode: mode.name(),
-                what: mode.what(),
-                loss_pct: (!off).then_some(stats.mean),
-                loss_ci95_pct: if off { None } else { stats.ci95 },
-                loss_median_pct: (!off).then(|| median(&losses)).flatten(),
-                gbps: rep_stats(&a.gbps),
-                cpu_ns_per_kib: rep_stats(&a.cpu_ns_per_kib),
-                probes_seen: a.probes_seen,
-                not_probe: a.not_probe,
-                events: a.events,
-            }
+        .map(|(mode, a)| ModeThroughput {
+            mode: mode.name(),
+            what: mode.what(),
+            loss: if *mode == Mode::Off {
+                PairedLoss::default()
+            } else {
+                PairedLoss::of(&paired_losses(&a.gbps, &acc[0].gbps))
+            },
+            gbps: rep_stats(&a.gbps),
+            cpu_ns_per_kib: rep_stats(&a.cpu_ns_per_kib),
+            counters: a.counters,
         })
         .collect();
-    let s = &acc[3];
-    let cpu_share = (!s.share_pct.is_empty()).then(|| CpuShare {
-        share_pct: rep_stats(&s.share_pct),
-        tracer_ns_per_packet: rep_stats(&s.tracer_ns_per_packet),
-        path_ns_per_packet: rep_stats(&s.path_ns_per_packet),
-        packets: s.packets,
-        devices,
-    });
+    let cpu_share = acc[3].share.stats(devices);
     Ok(ThroughputFigures {
         path: "bridge",
         seconds: config.throughput_seconds,
@@ -262,9 +322,7 @@ async fn one_stream(
     let after = tracing.program_stats();
     let o = tracing.finish().await?;
     drop(stats_fd);
-    slot.probes_seen += o.counters.probes_seen;
-    slot.not_probe += o.counters.not_probe;
-    slot.events += o.delivered;
+    slot.counters.add(&o);
     let line = result?;
     slot.gbps.push(line.gbps);
     let path_ns = match (cpu_before, cpu_after) {
@@ -291,13 +349,7 @@ async fn one_stream(
             let tracer_ns: u64 = costs.iter().map(|c| c.run_time_ns).sum();
             let packets = runs / topo.hooks.len().max(1) as u64;
             if packets > 0 {
-                slot.packets += packets;
-                slot.share_pct
-                    .push(tracer_ns as f64 / path_ns as f64 * 100.0);
-                slot.tracer_ns_per_packet
-                    .push(tracer_ns as f64 / packets as f64);
-                slot.path_ns_per_packet
-                    .push(path_ns as f64 / packets as f64);
+                slot.share.push(tracer_ns, path_ns, packets);
             }
         }
     }

@@ -10,7 +10,7 @@ use super::{
     BenchError,
     process::{Server, command, run_client},
 };
-use crate::netns::NetnsRef;
+use crate::{lab::LabTopology, netns::NetnsRef};
 
 /// What `sockperf ping-pong --full-rtt` reported (microseconds).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -122,123 +122,107 @@ fn tool_error(tool: &'static str, msg: impl Into<String>) -> BenchError {
     }
 }
 
-/// The tool `name` with `args` in `ns` (pinned to `cpu` if given), labelled by its name.
-fn tool(
-    ns: &NetnsRef,
-    name: &'static str,
-    args: &[&str],
-    cpu: Option<usize>,
-) -> Result<Command, BenchError> {
-    let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
-    command(ns, name, name, &args, cpu)
+/// Where a reference tool runs (its namespace, pinned to its CPU if given) and the
+/// server address it listens on or sends to.
+pub struct Site {
+    pub ns: NetnsRef,
+    pub cpu: Option<usize>,
+    pub ip: Ipv4Addr,
+    pub port: u16,
 }
 
-/// Run the client `name` with `args` in `ns` for its `seconds` (30 s of grace); its
-/// stdout.
-async fn run_tool(
-    ns: &NetnsRef,
-    name: &'static str,
-    args: &[&str],
-    seconds: u32,
-    cpu: Option<usize>,
-) -> Result<String, BenchError> {
-    let limit = Duration::from_secs(u64::from(seconds) + 30);
-    run_client(tool(ns, name, args, cpu)?, name, limit).await
+impl Site {
+    /// `port` on the lab's server, from the server's side.
+    #[must_use]
+    pub fn server(topo: &LabTopology, port: u16, cpu: Option<usize>) -> Self {
+        Self::on(topo.server.netns_ref(), topo, port, cpu)
+    }
+
+    /// `port` on the lab's server, from the client's side.
+    #[must_use]
+    pub fn client(topo: &LabTopology, port: u16, cpu: Option<usize>) -> Self {
+        Self::on(topo.client.netns_ref(), topo, port, cpu)
+    }
+
+    fn on(ns: NetnsRef, topo: &LabTopology, port: u16, cpu: Option<usize>) -> Self {
+        Self {
+            ns,
+            cpu,
+            ip: topo.server.ip,
+            port,
+        }
+    }
+
+    /// The tool `name` here, labelled by its name: `before`, the address as
+    /// `<ip_flag> IP -p PORT`, then `after`.
+    fn command(
+        &self,
+        name: &'static str,
+        before: &[&str],
+        ip_flag: &str,
+        after: &[&str],
+    ) -> Result<Command, BenchError> {
+        let (ip, port) = (self.ip.to_string(), self.port.to_string());
+        let address = [ip_flag, &ip, "-p", &port];
+        let args: Vec<String> = [before, &address, after]
+            .concat()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        command(&self.ns, name, name, &args, self.cpu)
+    }
 }
 
-/// `sockperf server` (UDP) on `ip:port` in `ns`.
+/// Run the client `cmd` (the tool `name`) for its `seconds` (30 s of grace); its stdout.
+async fn run_tool(cmd: Command, name: &'static str, seconds: u32) -> Result<String, BenchError> {
+    run_client(cmd, name, Duration::from_secs(u64::from(seconds) + 30)).await
+}
+
+/// `sockperf server` (UDP) at `at`.
 ///
 /// # Errors
 /// When it cannot start or does not report that it listens.
-pub async fn sockperf_server(
-    ns: &NetnsRef,
-    ip: Ipv4Addr,
-    port: u16,
-    cpu: Option<usize>,
-) -> Result<Server, BenchError> {
-    let args = ["server", "-i", &ip.to_string(), "-p", &port.to_string()];
-    Server::start(tool(ns, "sockperf", &args, cpu)?, "sockperf", "listen on").await
+pub async fn sockperf_server(at: &Site) -> Result<Server, BenchError> {
+    let cmd = at.command("sockperf", &["server"], "-i", &[])?;
+    Server::start(cmd, "sockperf", "listen on").await
 }
 
-/// `iperf3 -s -1` (one test, then it exits) on `ip:port` in `ns`.
+/// `iperf3 -s -1` (one test, then it exits) at `at`.
 ///
 /// # Errors
 /// When it cannot start or does not report that it listens.
-pub async fn iperf3_server(
-    ns: &NetnsRef,
-    ip: Ipv4Addr,
-    port: u16,
-    cpu: Option<usize>,
-) -> Result<Server, BenchError> {
-    let args = [
-        "-s",
-        "-1",
-        "--forceflush",
-        "-B",
-        &ip.to_string(),
-        "-p",
-        &port.to_string(),
-    ];
-    Server::start(
-        tool(ns, "iperf3", &args, cpu)?,
-        "iperf3",
-        "Server listening",
-    )
-    .await
+pub async fn iperf3_server(at: &Site) -> Result<Server, BenchError> {
+    let cmd = at.command("iperf3", &["-s", "-1", "--forceflush"], "-B", &[])?;
+    Server::start(cmd, "iperf3", "Server listening").await
 }
 
-/// `sockperf ping-pong --full-rtt --no-rdtsc` for `seconds` with `size`-byte messages,
-/// back to back.
+/// `sockperf ping-pong --full-rtt --no-rdtsc` to `at` for `seconds` with `size`-byte
+/// messages, back to back.
 ///
 /// # Errors
 /// When it fails or its output cannot be parsed.
 pub async fn sockperf_ping_pong(
-    ns: &NetnsRef,
-    ip: Ipv4Addr,
-    port: u16,
+    at: &Site,
     size: u32,
     seconds: u32,
-    cpu: Option<usize>,
 ) -> Result<SockperfResult, BenchError> {
-    let args = [
-        "ping-pong",
-        "-i",
-        &ip.to_string(),
-        "-p",
-        &port.to_string(),
-        "-m",
-        &size.to_string(),
-        "-t",
-        &seconds.to_string(),
-        "--full-rtt",
-        // CLOCK_MONOTONIC, the agent's clock, instead of sockperf's own TSC reading.
-        "--no-rdtsc",
-    ];
-    let out = run_tool(ns, "sockperf", &args, seconds, cpu).await?;
+    let (size, secs) = (size.to_string(), seconds.to_string());
+    // --no-rdtsc: CLOCK_MONOTONIC, the agent's clock, instead of sockperf's own TSC.
+    let after = ["-m", &size, "-t", &secs, "--full-rtt", "--no-rdtsc"];
+    let cmd = at.command("sockperf", &["ping-pong"], "-i", &after)?;
+    let out = run_tool(cmd, "sockperf", seconds).await?;
     parse_sockperf(&out).map_err(|e| tool_error("sockperf", e))
 }
 
-/// `iperf3 -c -J` for `seconds` (TCP, one stream, iperf3's default 128 KiB writes).
+/// `iperf3 -c -J` to `at` for `seconds` (TCP, one stream, iperf3's default 128 KiB
+/// writes).
 ///
 /// # Errors
 /// When it fails or its output cannot be parsed.
-pub async fn iperf3_client(
-    ns: &NetnsRef,
-    ip: Ipv4Addr,
-    port: u16,
-    seconds: u32,
-    cpu: Option<usize>,
-) -> Result<IperfResult, BenchError> {
-    let args = [
-        "-c",
-        &ip.to_string(),
-        "-p",
-        &port.to_string(),
-        "-t",
-        &seconds.to_string(),
-        "-J",
-    ];
-    let out = run_tool(ns, "iperf3", &args, seconds, cpu).await?;
+pub async fn iperf3_client(at: &Site, seconds: u32) -> Result<IperfResult, BenchError> {
+    let secs = seconds.to_string();
+    let cmd = at.command("iperf3", &[], "-c", &["-t", &secs, "-J"])?;
+    let out = run_tool(cmd, "iperf3", seconds).await?;
     parse_iperf3(&out).map_err(|e| tool_error("iperf3", e))
 }
 

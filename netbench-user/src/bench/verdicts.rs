@@ -1,14 +1,15 @@
 //! The figures against the targets, each decided on its 95% CI.
 use super::{
-    BenchReport,
+    AccuracyFigures, BenchReport, CapacityFigures, CostFigures, Measured, ThroughputFigures,
     figures::{
         Decision, RatioCi, TARGET_COST_NS, TARGET_COUNT_ONLY_LOSS_PCT, TARGET_EVENTS_PER_S,
         TARGET_RATIO_PCT, Target, Verdict,
     },
 };
+use crate::observer::{ObserverEffect, Ratio};
 
-fn cost_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
-    let Some(c) = &r.cost else {
+fn cost_verdicts(v: &mut Vec<Verdict>, cost: Option<&CostFigures>) {
+    let Some(c) = cost else {
         v.push(Verdict::of_reps(
             "per-program cost",
             None,
@@ -37,14 +38,13 @@ fn cost_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
     }
 }
 
-fn throughput_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
-    let t = r.throughput.as_ref();
+fn throughput_verdicts(v: &mut Vec<Verdict>, t: Option<&ThroughputFigures>) {
     let loss = |mode: &str, target| {
         let m = t.and_then(|t| t.mode(mode));
         Verdict::new(
             &format!("stream throughput loss, {mode} (paired)"),
-            m.and_then(|m| m.loss_pct),
-            m.and_then(|m| m.loss_ci95_pct),
+            m.and_then(|m| m.loss.mean),
+            m.and_then(|m| m.loss.ci95),
             "%",
             target,
         )
@@ -66,11 +66,11 @@ fn throughput_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
     v.push(loss("full", Target::None));
 }
 
-fn capacity_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
+fn capacity_verdicts(v: &mut Vec<Verdict>, capacity: Option<&CapacityFigures>) {
     let target = Target::AtLeast {
         limit: TARGET_EVENTS_PER_S,
     };
-    let Some(c) = &r.capacity else {
+    let Some(c) = capacity else {
         v.push(Verdict::of_reps(
             "loss-free hop events/s delivered",
             None,
@@ -133,12 +133,9 @@ fn capacity_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
     ));
 }
 
-fn rtt_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
-    let rtts: Vec<_> = r
-        .accuracy
-        .as_ref()
-        .map(|a| a.rtt.iter().collect())
-        .unwrap_or_default();
+/// The agent against the reference tools.
+fn accuracy_verdicts(v: &mut Vec<Verdict>, accuracy: Option<&AccuracyFigures>) {
+    let rtts = accuracy.map_or(&[][..], |a| a.rtt.as_slice());
     if rtts.is_empty() {
         for pct in ["p50", "p99"] {
             v.push(Verdict::ratio_within(
@@ -153,7 +150,7 @@ fn rtt_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
             v.push(Verdict::ratio_within(
                 &format!(
                     "rr {pct}, agent untraced / sockperf, bridge {}",
-                    rtt.placement
+                    rtt.at.placement
                 ),
                 ratio,
                 TARGET_RATIO_PCT,
@@ -162,14 +159,19 @@ fn rtt_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
     }
     v.push(Verdict::ratio_within(
         "stream, agent / iperf3",
-        r.accuracy.as_ref().and_then(|a| a.stream.ratio),
+        accuracy.and_then(|a| a.stream.ratio),
         TARGET_RATIO_PCT,
     ));
-    let runs: Vec<_> = r
-        .observer
-        .as_ref()
-        .map(|o| o.runs.iter().collect())
-        .unwrap_or_default();
+}
+
+/// The p50 and the p99 ratio of an observer effect, by name.
+fn percentiles(e: Option<&ObserverEffect>) -> [(&'static str, Option<&Ratio>); 2] {
+    [("p50", e.map(|e| &e.p50)), ("p99", e.map(|e| &e.p99))]
+}
+
+/// Traced / untraced: on the lab paths, and on the Docker experiment's bridge pair.
+fn observer_verdicts(v: &mut Vec<Verdict>, m: &Measured) {
+    let runs = m.observer.as_ref().map_or(&[][..], |o| o.runs.as_slice());
     if runs.is_empty() {
         v.push(Verdict::ratio_within(
             "rr traced / untraced",
@@ -178,12 +180,11 @@ fn rtt_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
         ));
     }
     for run in runs {
-        let e = run.effect.as_ref();
-        for (pct, ratio) in [("p50", e.map(|e| &e.p50)), ("p99", e.map(|e| &e.p99))] {
+        for (pct, ratio) in percentiles(run.effect.as_ref()) {
             v.push(Verdict::ratio_within(
                 &format!(
                     "rr {pct}, traced / untraced, lab {} {}",
-                    run.path, run.placement
+                    run.path, run.at.placement
                 ),
                 ratio.map(|r| RatioCi {
                     ratio: r.ratio,
@@ -193,9 +194,8 @@ fn rtt_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
             ));
         }
     }
-    if let Some(d) = &r.docker {
-        let e = d.effect.as_ref();
-        for (pct, ratio) in [("p50", e.map(|e| &e.p50)), ("p99", e.map(|e| &e.p99))] {
+    if let Some(d) = &m.docker {
+        for (pct, ratio) in percentiles(d.figure.effect()) {
             let figure = format!("rr {pct}, traced / untraced, Docker runc bridge pair");
             let mut verdict = Verdict::new(
                 &figure,
@@ -204,7 +204,7 @@ fn rtt_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
                 "x",
                 Target::None,
             );
-            if let Some(why) = &d.unsupported {
+            if let Some(why) = d.figure.unsupported() {
                 verdict = verdict.with_note(format!("unsupported: {why}"));
             }
             v.push(verdict);
@@ -215,11 +215,13 @@ fn rtt_verdicts(v: &mut Vec<Verdict>, r: &BenchReport) {
 /// The figures against the targets.
 #[must_use]
 pub fn verdicts(r: &BenchReport) -> Vec<Verdict> {
+    let m = &r.measured;
     let mut v = Vec::new();
-    cost_verdicts(&mut v, r);
-    throughput_verdicts(&mut v, r);
-    capacity_verdicts(&mut v, r);
-    rtt_verdicts(&mut v, r);
+    cost_verdicts(&mut v, m.cost.as_ref());
+    throughput_verdicts(&mut v, m.throughput.as_ref());
+    capacity_verdicts(&mut v, m.capacity.as_ref());
+    accuracy_verdicts(&mut v, m.accuracy.as_ref());
+    observer_verdicts(&mut v, m);
     v
 }
 

@@ -9,11 +9,12 @@ use netbench_common::protocol::{
 use tokio::process::Command;
 
 use super::{
-    BenchError, ECHO_PORT, MSG_SIZE,
+    BLAST_PORT, BenchError, ECHO_PORT, MSG_SIZE,
     process::{self, Server},
 };
 use crate::{
     agent::{self, AgentError, RrProbe},
+    lab::LabTopology,
     netns::NetnsRef,
     trace::{Session, SessionConfig},
 };
@@ -35,8 +36,7 @@ fn agent_command(
     command: &AgentCommand,
     cpu: Option<usize>,
 ) -> Result<Command, BenchError> {
-    let bin = agent::locate().map_err(AgentError::NotFound)?;
-    process::command(ns, bin, "netbench-agent", &command.to_args(), cpu)
+    Ok(agent::command_in(ns, &command.to_args(), cpu)?)
 }
 
 /// `netbench-agent serve` in `ns` on [`ECHO_PORT`] (sink on the next port).
@@ -132,6 +132,27 @@ pub async fn stream(
         _ => None,
     })
     .map_err(|m| protocol(ns, m))
+}
+
+/// A blast across `topo` at nothing on its server ([`BLAST_PORT`]): `rate` datagrams of
+/// [`MSG_SIZE`] bytes per second (0: unpaced), at most `count` of them, for at most `max`.
+#[must_use]
+pub fn blast_opts(
+    topo: &LabTopology,
+    rate: u32,
+    count: u64,
+    max: Duration,
+    run_id: u32,
+) -> BlastOpts {
+    BlastOpts {
+        server: SocketAddr::new(topo.server.ip.into(), BLAST_PORT),
+        rate,
+        count,
+        max,
+        size: MSG_SIZE,
+        run_id,
+        batch: BLAST_BATCH,
+    }
 }
 
 /// Run one blast per entry of `cpus` in parallel from `ns` (each pinned there, or not

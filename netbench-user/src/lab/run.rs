@@ -74,9 +74,8 @@ pub struct LabConfig {
 /// CPUs pays a cross-CPU wake-up (an IPI, a VM exit on a virtual machine) that one on a
 /// shared CPU does not: left to the scheduler, blocks of probes land in either mode, and
 /// that difference swamps what the tracer adds.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Placement {
     /// Client on CPU 0, server on CPU 1 (like two containers on two cores).

@@ -308,17 +308,13 @@ fn gbps(s: &Scenario) -> f64 {
     s.bandwidth_gbps.as_ref().map_or(0.0, |b| b.mean)
 }
 
+/// Scenarios for the tests of the renderers: this module's and the plots'.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{
-        observer::ObserverEffect,
-        results::{Env, Rtt},
-        stages::StageResult,
-        stats::RepStats,
-    };
+pub(crate) mod fixture {
+    use super::{Ratio, Scenario, Status, Summary};
+    use crate::{observer::ObserverEffect, results::Rtt, stages::StageResult, stats::RepStats};
 
-    fn stage(name: &str, mean: f64, share: f64) -> StageResult {
+    pub(crate) fn stage(name: &str, mean: f64, share: f64) -> StageResult {
         StageResult {
             name: name.into(),
             from_hook: "a".into(),
@@ -332,7 +328,8 @@ mod tests {
         }
     }
 
-    fn rtt(p50: f64) -> Rtt {
+    /// Round trips of p50 `p50` (p99 twice it).
+    pub(crate) fn rtt(p50: f64) -> Rtt {
         Rtt {
             summary: Summary {
                 count: 10,
@@ -346,9 +343,11 @@ mod tests {
         }
     }
 
-    fn ok(id: &str, stress: &str, p50: f64, bw: f64, stages: Vec<StageResult>) -> Scenario {
-        let mut s =
-            Scenario::unsupported(id.into(), "runc", "bridge", "bridge", stress, String::new());
+    /// `runc-bridge-bridge-<stress>`, measured: traced round trips of `p50`, `bw` Gbit/s,
+    /// every probe matched.
+    pub(crate) fn ok(stress: &str, p50: f64, bw: f64, stages: Vec<StageResult>) -> Scenario {
+        let id = format!("runc-bridge-bridge-{stress}");
+        let mut s = Scenario::unsupported(id, "runc", "bridge", "bridge", stress, String::new());
         s.status = Status::Ok;
         s.reason = None;
         s.rtt_us = Some(rtt(p50));
@@ -364,7 +363,12 @@ mod tests {
         s
     }
 
-    fn effect(p50: f64, p99: f64, ci: Option<f64>) -> ObserverEffect {
+    /// [`ok`] at 20 Gbit/s, the whole round trip in one `bridge` stage.
+    pub(crate) fn one_stage(stress: &str, p50: f64) -> Scenario {
+        ok(stress, p50, 20.0, vec![stage("bridge", p50, 1.0)])
+    }
+
+    pub(crate) fn effect(p50: f64, p99: f64, ci: Option<f64>) -> ObserverEffect {
         let r = |ratio| Ratio {
             ratio,
             mean_of_pairs: ratio,
@@ -379,37 +383,40 @@ mod tests {
         }
     }
 
-    #[test]
-    fn table_and_findings_name_the_stress_effect_and_its_stage() {
-        let mut r = Results::new(Env::default(), serde_json::json!({}));
-        r.scenarios.push(ok(
-            "runc-bridge-bridge-none",
-            "none",
-            30.0,
-            20.0,
-            vec![
-                stage("server-stack-and-app", 20.0, 0.66),
-                stage("bridge", 2.0, 0.07),
-            ],
-        ));
-        r.scenarios.push(ok(
-            "runc-bridge-bridge-cpu",
-            "cpu",
-            10.0,
-            10.0,
-            vec![
-                stage("server-stack-and-app", 4.0, 0.4),
-                stage("bridge", 2.5, 0.25),
-            ],
-        ));
-        r.scenarios.push(Scenario::unsupported(
+    /// Kata on the host driver: unsupported, no figures.
+    pub(crate) fn kata_on_host() -> Scenario {
+        let why = "Kata cannot use the host driver".to_owned();
+        Scenario::unsupported(
             "kata-host-bridge-none".into(),
             "kata",
             "host",
             "bridge",
             "none",
-            "Kata cannot use the host driver".into(),
-        ));
+            why,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fixture::*, *};
+    use crate::results::Env;
+
+    #[test]
+    fn table_and_findings_name_the_stress_effect_and_its_stage() {
+        let mut r = Results::new(Env::default(), serde_json::json!({}));
+        // (mean, share) of the server and the bridge stage.
+        for (stress, p50, bw, [server, bridge]) in [
+            ("none", 30.0, 20.0, [(20.0, 0.66), (2.0, 0.07)]),
+            ("cpu", 10.0, 10.0, [(4.0, 0.4), (2.5, 0.25)]),
+        ] {
+            let stages = vec![
+                stage("server-stack-and-app", server.0, server.1),
+                stage("bridge", bridge.0, bridge.1),
+            ];
+            r.scenarios.push(ok(stress, p50, bw, stages));
+        }
+        r.scenarios.push(kata_on_host());
         let t = table(&r);
         assert!(t.contains("runc-bridge-bridge-none  ok "), "{t}");
         assert!(t.contains("20.00 +/- 0.20"), "{t}");
@@ -448,27 +455,16 @@ mod tests {
 
     #[test]
     fn untraced_round_trip_is_quoted_with_the_observer_effect() {
-        let mut s = ok(
-            "runc-bridge-bridge-none",
-            "none",
-            30.0,
-            20.0,
-            vec![stage("bridge", 30.0, 1.0)],
-        );
-        s.rtt_untraced_us = Some(rtt(25.0));
-        s.observer_effect = Some(effect(1.2, 1.02, Some(0.03)));
-        let mut stressed = ok(
-            "runc-bridge-bridge-cpu",
-            "cpu",
-            40.0,
-            20.0,
-            vec![stage("bridge", 40.0, 1.0)],
-        );
-        stressed.rtt_untraced_us = Some(rtt(35.0));
-        stressed.observer_effect = Some(effect(1.01, 1.02, None));
         let mut r = Results::new(Env::default(), serde_json::json!({}));
-        r.scenarios.push(s);
-        r.scenarios.push(stressed);
+        for (stress, traced, untraced, e) in [
+            ("none", 30.0, 25.0, effect(1.2, 1.02, Some(0.03))),
+            ("cpu", 40.0, 35.0, effect(1.01, 1.02, None)),
+        ] {
+            let mut s = one_stage(stress, traced);
+            s.rtt_untraced_us = Some(rtt(untraced));
+            s.observer_effect = Some(e);
+            r.scenarios.push(s);
+        }
         let line = scenario_line(&r.scenarios[0]);
         assert!(
             line.contains(
@@ -515,16 +511,11 @@ mod tests {
     #[test]
     fn failed_and_degraded_scenarios() {
         // Failed after figures were recorded (the gVisor case): none of them shows.
-        let mut failed = ok("runsc-bridge-bridge-none", "none", 0.0, 0.51, Vec::new());
+        let mut failed = ok("none", 0.0, 0.51, Vec::new());
+        failed.id = "runsc-bridge-bridge-none".into();
         failed.status = Status::Failed;
         failed.reason = Some("no probe was seen at every hop".into());
-        let mut degraded = ok(
-            "runc-bridge-bridge-none",
-            "none",
-            30.0,
-            20.0,
-            vec![stage("bridge", 30.0, 1.0)],
-        );
+        let mut degraded = one_stage("none", 30.0);
         degraded.status = Status::Degraded;
         degraded.reason = Some("only 97.0% of probes matched (missing hops 3)".into());
         degraded.probes_matched = 97;
