@@ -452,7 +452,7 @@ pub fn render(report: &BenchReport) -> String {
     let _ = writeln!(
         out,
         "netbench bench ({}) on {}, {} CPUs, kernel {}; {:.0} s",
-        report.mode, env.cpu_model, env.cpus, env.kernel, report.elapsed_s
+        report.mode, env.host.cpu_model, env.host.cpus, env.host.kernel, report.elapsed_s
     );
     let m = &report.measured;
     if let Some(c) = &m.cost {

@@ -242,10 +242,16 @@ mod tests {
 
     #[test]
     fn stream_result_line() {
-        let out = "{\"event\":\"ready\"}\n{\"event\":\"stream\",\"bytes\":10,\"seconds\":1.0,\"gbps\":12.5}\n";
-        assert_eq!(parse_stream_gbps(out), Some(12.5));
-        assert_eq!(parse_stream_gbps("garbage\n"), None);
-        assert_eq!(parse_stream_gbps(""), None);
+        for (out, gbps) in [
+            (
+                "{\"event\":\"ready\"}\n{\"event\":\"stream\",\"bytes\":10,\"seconds\":1.0,\"gbps\":12.5}\n",
+                Some(12.5),
+            ),
+            ("garbage\n", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_stream_gbps(out), gbps, "{out:?}");
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use state::{RunState, build_images};
 use crate::{
     docker::{DockerError, Engines, cleanup::Removed, image, labels, network},
     error::one_line,
-    results::{Env, ReportError, Results, Status, summary},
+    results::{DockerFacts, Env, ReportError, Results, Status, summary},
     trace::TraceError,
 };
 
@@ -146,8 +146,10 @@ pub async fn run(cfg: &RunConfig, cancel: &Cancel) -> Result<Outcome, Experiment
         cfg.stress_cpus
     };
     let mut env = Env::local();
-    env.docker_version = Some(engines.server.version.clone());
-    env.runtimes_found.clone_from(&engines.server.runtimes);
+    env.docker = DockerFacts {
+        docker_version: Some(engines.server.version.clone()),
+        runtimes_found: engines.server.runtimes.clone(),
+    };
     let record = RunRecord::new(cfg, &run, resolved, stress_cpus, &engines, &swarm);
     let mut results = Results::new(env, record.to_value().map_err(ReportError::Serialize)?);
 

@@ -19,7 +19,7 @@ pub mod summary;
 pub use csv::{CSV_HEADER, summary_csv};
 pub use render::{render, stages_header};
 pub use schema::{
-    Env, OBSERVER_LIMIT, OLDEST_SCHEMA, ReportError, Results, Rtt, RttSource, SCHEMA, Scenario,
-    check_writable,
+    DockerFacts, Env, Host, OBSERVER_LIMIT, OLDEST_SCHEMA, ReportError, Results, Rtt, RttSource,
+    SCHEMA, Scenario, check_writable,
 };
 pub use status::{MIN_MATCHED_PERCENT, ProbeCounts, Status, decide_status};

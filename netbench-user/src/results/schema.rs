@@ -114,17 +114,31 @@ fn create_dirs(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Where and with what a run happened.
+/// Where and with what a run happened (flat in results.json).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Env {
-    pub kernel: String,
-    pub docker_version: Option<String>,
-    pub runtimes_found: Vec<String>,
-    pub cpu_model: String,
-    pub cpus: usize,
+    #[serde(flatten)]
+    pub host: Host,
+    #[serde(flatten)]
+    pub docker: DockerFacts,
     pub netbench_version: String,
     /// Seconds since the Unix epoch.
     pub started_at: u64,
+}
+
+/// The machine: what can be read without Docker.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+}
+
+/// What the Docker engine said (none for a lab run).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DockerFacts {
+    pub docker_version: Option<String>,
+    pub runtimes_found: Vec<String>,
 }
 
 impl Env {
@@ -144,11 +158,12 @@ impl Env {
             })
             .unwrap_or_default();
         Self {
-            kernel,
-            docker_version: None,
-            runtimes_found: Vec::new(),
-            cpu_model,
-            cpus: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            host: Host {
+                kernel,
+                cpu_model,
+                cpus: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            },
+            docker: DockerFacts::default(),
             netbench_version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
