@@ -273,6 +273,11 @@ fn row_chart<'a, 'b>(
     labels: &[String],
     x_max: f64,
 ) -> Result<RowChart<'a, 'b>, DrawError> {
+    // plotters loops forever on an infinite range (a figure of 1e308 summed): refuse it.
+    if !x_max.is_finite() {
+        // plotters' error type offers no message of ours here: a layout error it is.
+        return Err(plotters::drawing::DrawingAreaErrorKind::LayoutError);
+    }
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
         .margin(15)

@@ -139,7 +139,15 @@ async fn gwbridge_exists() -> bool {
             None::<bollard::query_parameters::InspectNetworkOptions>,
         )
         .await
-        .is_ok()
+        .map_or_else(
+            |e| match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => false,
+                other => panic!("inspecting docker_gwbridge: {other}"),
+            },
+            |_| true,
+        )
 }
 
 /// Nothing of netbench's is left, and the swarm and `docker_gwbridge` are as before.
