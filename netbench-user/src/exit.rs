@@ -50,7 +50,7 @@ pub fn sweep() -> usize {
         eprintln!("netbench: cleanup: no runtime; run `netbench cleanup`");
         return 1;
     };
-    let swept = rt.block_on(crate::ledger::sweep_own());
+    let swept = rt.block_on(crate::reclaim::sweep_own());
     for line in swept.lines() {
         eprintln!("netbench: cleanup: {line}");
     }

@@ -21,6 +21,7 @@ pub mod observer;
 pub mod out;
 pub mod path;
 pub mod plot;
+pub mod reclaim;
 pub mod results;
 pub mod runqueue;
 pub mod stages;

@@ -40,6 +40,17 @@ impl NetnsRef {
         Self::Path(Path::new(NETNS_RUN_DIR).join(name))
     }
 
+    /// The namespace's inode (what tells two namespaces apart), if it exists.
+    #[must_use]
+    pub fn inode(&self) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt as _;
+        let path = match self {
+            Self::Current => Path::new("/proc/self/ns/net"),
+            Self::Path(p) => p.as_path(),
+        };
+        std::fs::metadata(path).ok().map(|m| m.ino())
+    }
+
     /// Open the namespace file (None for the current namespace).
     ///
     /// # Errors

@@ -227,7 +227,7 @@ fn clsact_entry(device: &HookDevice) -> crate::ledger::Resource {
             NetnsRef::Current => None,
             NetnsRef::Path(p) => Some(p.clone()),
         },
-        netns_ino: crate::ledger::netns_inode(&device.netns).unwrap_or(0),
+        netns_ino: device.netns.inode().unwrap_or(0),
         ifname: device.ifname.clone(),
     }
 }
