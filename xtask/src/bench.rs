@@ -26,8 +26,8 @@ pub struct Options {
 
 pub fn bench(options: Options) -> Result<()> {
     setup::all()?;
-    if !setup::is_root() {
-        let euid = setup::euid().map_or_else(|| "unknown".into(), |id| id.to_string());
+    if !cmd::is_root() {
+        let euid = cmd::euid().map_or_else(|| "unknown".into(), |id| id.to_string());
         bail!(
             "the benchmark needs root (eBPF, network namespaces), running as euid {euid}: run \
              it as root"

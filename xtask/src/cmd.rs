@@ -162,7 +162,7 @@ fn read_skips(dir: &Path) -> Result<Vec<Skip>> {
 
 /// A skip fails the run in CI (`CI=true`) and as root: there nothing may be missing.
 fn skips_fail() -> bool {
-    env::var("CI").is_ok_and(|v| v == "true" || v == "1") || crate::setup::is_root()
+    env::var("CI").is_ok_and(|v| v == "true" || v == "1") || is_root()
 }
 
 /// A fresh, empty marker directory for one `cargo test` run.
@@ -296,6 +296,17 @@ fn quote(word: &OsStr) -> String {
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
+}
+
+/// The effective uid, from `/proc/self/status`.
+pub fn euid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    uids.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub fn is_root() -> bool {
+    euid() == Some(0)
 }
 
 #[cfg(test)]

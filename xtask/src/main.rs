@@ -1,6 +1,7 @@
 //! `cargo xtask`: what cargo alone cannot do for netbench: install the toolchain pieces
 //! and system tools, build the static agent, run every test tier, run the tool as root.
 
+mod apt;
 mod bench;
 mod build;
 mod cmd;

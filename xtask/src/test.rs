@@ -109,8 +109,8 @@ fn run_tiers(steps: &mut Steps, options: Options) -> Result<()> {
 
     let why_not = if options.unit_only {
         Some("--unit-only".to_owned())
-    } else if !setup::is_root() {
-        let euid = setup::euid().map_or_else(|| "unknown".into(), |id| id.to_string());
+    } else if !cmd::is_root() {
+        let euid = cmd::euid().map_or_else(|| "unknown".into(), |id| id.to_string());
         Some(format!("needs root, running as euid {euid}"))
     } else {
         None
