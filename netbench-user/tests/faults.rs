@@ -11,9 +11,11 @@
 
 mod common;
 
+use common::docker_run::{netbench, netbench_bin};
+
 use std::{
     collections::BTreeSet,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
@@ -27,13 +29,6 @@ use netbench::{
     netns::NetnsRef,
     results::{Results, Status},
 };
-
-fn netbench_bin() -> PathBuf {
-    std::env::var_os("NETBENCH_BIN").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/netbench"),
-        PathBuf::from,
-    )
-}
 
 /// Everything on the host a netbench run could leave behind.
 #[derive(Debug, PartialEq, Eq)]
@@ -186,16 +181,6 @@ fn show(what: &str, out: &Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn netbench(args: &[&str]) -> Output {
-    let out = Command::new(netbench_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running netbench");
-    show(&format!("netbench {}", args.join(" ")), &out);
-    out
 }
 
 /// A small run with a fault at `point`; returns its results directory and output.

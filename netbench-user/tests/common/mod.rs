@@ -1,6 +1,8 @@
 //! Shared pieces of the privileged tests.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod docker_run;
+
 use std::{io, path::Path};
 
 use aya::{
