@@ -192,8 +192,26 @@ async fn cpu_stress_runs_in_the_server_container() {
     let d = docker().await;
     let mut stressed = std::collections::BTreeMap::<(String, String), usize>::new();
     let mut looks = 0u32;
+    // Least privilege: every container netbench starts is unprivileged, with no added
+    // capability (stress-ng and the agent need none).
+    let mut checked = std::collections::BTreeSet::<String>::new();
     while !run.is_finished() {
         for (scenario, role, id) in running_netbench_containers(&d).await {
+            if checked.insert(id.clone())
+                && let Ok(c) = d
+                    .inspect_container(
+                        &id,
+                        None::<bollard::query_parameters::InspectContainerOptions>,
+                    )
+                    .await
+            {
+                let host = c.host_config.unwrap_or_default();
+                assert_ne!(host.privileged, Some(true), "{scenario} {role}: privileged");
+                assert!(
+                    host.cap_add.unwrap_or_default().is_empty(),
+                    "{scenario} {role}: capabilities added"
+                );
+            }
             let n = processes_in(&d, &id)
                 .await
                 .iter()
@@ -217,6 +235,10 @@ async fn cpu_stress_runs_in_the_server_container() {
     );
     assert!(out.status.success(), "netbench run failed");
     assert!(looks > 0, "no netbench container was ever seen running");
+    assert!(
+        checked.len() >= 2,
+        "fewer than a pair's containers were inspected for privileges: {checked:?}"
+    );
     let stressed_in: Vec<&(String, String)> = stressed.keys().collect();
     assert_eq!(
         stressed_in,
