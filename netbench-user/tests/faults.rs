@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::docker_run::{netbench, netbench_bin};
+use common::docker_run::{netbench, netbench_bin, swarm_state};
 
 use std::{
     collections::BTreeSet,
@@ -77,13 +77,7 @@ async fn inventory() -> Inventory {
         .into_iter()
         .filter_map(|n| n.id)
         .collect();
-    let swarm = d
-        .info()
-        .await
-        .expect("docker info")
-        .swarm
-        .and_then(|s| s.local_node_state)
-        .map_or_else(String::new, |s| s.to_string());
+    let swarm = swarm_state(&d).await;
     let netns = std::fs::read_dir("/run/netns")
         .map(|dir| {
             dir.filter_map(Result::ok)

@@ -88,13 +88,7 @@ pub async fn leftovers() -> Leftovers {
         .into_iter()
         .filter_map(|n| n.name)
         .collect();
-    let swarm = d
-        .info()
-        .await
-        .expect("docker info")
-        .swarm
-        .and_then(|s| s.local_node_state)
-        .map_or_else(String::new, |s| s.to_string());
+    let swarm = swarm_state(&d).await;
     let h = netlink::handle_in(&NetnsRef::Current).expect("netlink");
     let links = netlink::list_links(&h)
         .await
@@ -156,4 +150,14 @@ pub async fn assert_clean(swarm_before: &str, gwbridge_before: bool) {
         gwbridge_before,
         "docker_gwbridge changed"
     );
+}
+
+/// This node's swarm state as `docker info` says (`inactive`, `active`, ...).
+pub async fn swarm_state(d: &Docker) -> String {
+    d.info()
+        .await
+        .expect("docker info")
+        .swarm
+        .and_then(|s| s.local_node_state)
+        .map_or_else(String::new, |s| s.to_string())
 }
