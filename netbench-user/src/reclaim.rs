@@ -23,57 +23,82 @@ impl Swept {
     }
 }
 
-/// Remove what this process still has listed (the last step of every exit path), newest
-/// first: processes before their namespaces, containers before their networks.
-pub async fn sweep_own() -> Swept {
-    let mut swept = Swept::default();
-    let mut list = ledger::listed();
-    list.reverse();
-    for r in list {
-        match remove(&r).await {
-            Ok(()) => {
-                ledger::release(&r);
-                swept.removed.push(r);
-            }
-            Err(e) => swept.failed.push((r.to_string(), e)),
-        }
-    }
-    swept
+/// Removes listed resources one at a time, newest first, and keeps the account. Docker is
+/// connected to once, and only when a Docker resource comes up (an absent daemon then
+/// costs one timeout, not one per container).
+#[derive(Default)]
+struct Remover {
+    engine: Option<Result<crate::docker::Engine, String>>,
+    swept: Swept,
 }
 
-/// Remove everything the stale state files name, newest first; a file whose every entry
-/// is gone is deleted. Files of running netbench processes are left alone.
-pub async fn clean_stale() -> Swept {
-    let mut swept = Swept::default();
-    for (path, mut file) in stale() {
+impl Remover {
+    async fn engine(&mut self) -> Result<&mut crate::docker::Engine, String> {
+        if self.engine.is_none() {
+            let connected = crate::docker::Engine::connect_local()
+                .await
+                .map_err(|e| crate::error::one_line(&e));
+            self.engine = Some(connected);
+        }
+        match self.engine.as_mut() {
+            Some(Ok(engine)) => Ok(engine),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("no Docker engine".to_owned()),
+        }
+    }
+
+    /// Remove each of `list`, newest first; returns what could not be removed, in
+    /// `list`'s order.
+    async fn remove_all(&mut self, list: &[Resource]) -> Vec<Resource> {
         let mut left = Vec::new();
-        for r in file.resources.iter().rev() {
-            match remove(r).await {
-                Ok(()) => swept.removed.push(r.clone()),
+        for r in list.iter().rev() {
+            match remove(self, r).await {
+                Ok(()) => self.swept.removed.push(r.clone()),
                 Err(e) => {
-                    swept.failed.push((r.to_string(), e));
+                    self.swept.failed.push((r.to_string(), e));
                     left.push(r.clone());
                 }
             }
         }
         left.reverse();
-        file.resources = left;
+        left
+    }
+}
+
+/// Remove what this process still has listed (the last step of every exit path), newest
+/// first: processes before their namespaces, containers before their networks.
+pub async fn sweep_own() -> Swept {
+    let mut remover = Remover::default();
+    remover.remove_all(&ledger::listed()).await;
+    for r in &remover.swept.removed {
+        ledger::release(r);
+    }
+    remover.swept
+}
+
+/// Remove everything the stale state files name, newest first; a file whose every entry
+/// is gone is deleted. Files of running netbench processes are left alone.
+pub async fn clean_stale() -> Swept {
+    let mut remover = Remover::default();
+    for (path, mut file) in stale() {
+        file.resources = remover.remove_all(&file.resources).await;
         let res = if file.resources.is_empty() {
             std::fs::remove_file(&path)
         } else {
             write_atomic(&path, &file)
         };
         if let Err(e) = res {
-            swept
+            remover
+                .swept
                 .failed
                 .push((format!("state file {}", path.display()), e.to_string()));
         }
     }
-    swept
+    remover.swept
 }
 
 /// Remove one resource; one already gone counts as removed.
-async fn remove(r: &Resource) -> Result<(), String> {
+async fn remove(remover: &mut Remover, r: &Resource) -> Result<(), String> {
     use crate::error::one_line;
     match r {
         Resource::Netns { name } => crate::netns::remove_owned(name).map_err(|e| one_line(&e)),
@@ -89,20 +114,20 @@ async fn remove(r: &Resource) -> Result<(), String> {
             }
         }
         Resource::Container { name, id } => {
-            let engine = engine().await?;
-            crate::docker::container::remove(&engine, id.as_deref().unwrap_or(name))
+            let engine = remover.engine().await?;
+            crate::docker::container::remove(engine, id.as_deref().unwrap_or(name))
                 .await
                 .map_err(|e| one_line(&e))
         }
         Resource::Network { name } => {
-            let engine = engine().await?;
-            crate::docker::network::remove(&engine, name)
+            let engine = remover.engine().await?;
+            crate::docker::network::remove(engine, name)
                 .await
                 .map_err(|e| one_line(&e))
         }
         Resource::Swarm => {
-            let mut engine = engine().await?;
-            crate::docker::network::leave_swarm_if_ours(&mut engine, None)
+            let engine = remover.engine().await?;
+            crate::docker::network::leave_swarm_if_ours(engine, None)
                 .await
                 .map(|_| ())
                 .map_err(|e| one_line(&e))
@@ -132,12 +157,6 @@ async fn remove(r: &Resource) -> Result<(), String> {
             }
         }
     }
-}
-
-async fn engine() -> Result<crate::docker::Engine, String> {
-    crate::docker::Engine::connect_local()
-        .await
-        .map_err(|e| crate::error::one_line(&e))
 }
 
 /// SIGTERM, then SIGKILL after 2 s, to `pid` (or its group) while it is the process

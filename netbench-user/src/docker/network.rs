@@ -300,14 +300,8 @@ pub async fn create_parent(run: &str) -> Result<MacvlanParent, DockerError> {
     let entry = Resource::Link { name: name.clone() };
     ledger::record(entry.clone());
     if let Err(e) = netlink::create_veth(&h, &name, &peer).await {
-        if netlink::link_by_name(&h, &name)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-        {
-            ledger::release(&entry);
-        }
+        // The kernel refused: nothing was created (a link of that name is not ours).
+        ledger::release(&entry);
         return Err(e.into());
     }
     let parent = MacvlanParent {
